@@ -1,0 +1,1 @@
+"""Activities: thin I/O around the domain (the event log, calendars, the remedy catalogue and provider)."""

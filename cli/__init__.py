@@ -1,0 +1,1 @@
+"""The `complaints` console script: a thin shell over starter, audit and dev."""

@@ -1,0 +1,195 @@
+"""`make demo`: the embedded stack, a worker, the example complaints driven down different paths to closure,
+then every chain verified against the workflows. Everything started here is stopped here."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from temporalio.client import Client
+
+import starter
+from dev.stack import embedded_stack
+from domain import commands as cmd
+from domain.complaint import Complaint
+from domain.vocabulary import Stage
+from settings import Settings
+from worker import running_worker
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+Drive = Callable[[Client, str], Awaitable[None]]
+
+
+async def wait_for(client: Client, complaint_id: str, done: Callable[[Complaint], bool], timeout: float = 60) -> Complaint:
+    """Poll the workflow's state until ``done`` (the workflow acts on its own between decisions)."""
+    deadline = time.monotonic() + timeout
+    stage = "submitted"
+    while True:
+        try:
+            state = await starter.status(client, complaint_id)
+        except starter.NotFound:  # the intake is still being recorded
+            state = None
+        if state is not None:
+            if done(state):
+                return state
+            stage = state.stage.value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{complaint_id} still at {stage} after {timeout} s")
+        await asyncio.sleep(0.1)
+
+
+async def _follow_up(client: Client, cid: str, satisfaction: int, comment: str) -> None:
+    await wait_for(client, cid, lambda s: s.stage is Stage.awaiting_follow_up)
+    await starter.send(client, cid, "record_follow_up",
+                       cmd.RecordFollowUp(satisfaction=satisfaction, comment=comment))
+
+
+async def valid_remedy_chosen(client: Client, cid: str) -> None:
+    """Social -> email; conversation logged; valid; the customer picks a voucher; satisfied."""
+    await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung="email", detail="siti.rahma@example.co.id",
+                                                                    by="agent:ana"))
+    await starter.send(client, cid, "log_message", cmd.LogMessage(
+        sender="customer", channel="email", by="customer",
+        text="Paket saya belum sampai. Saya butuh barangnya untuk acara hari Sabtu."))
+    await starter.send(client, cid, "log_message", cmd.LogMessage(
+        sender="agent", channel="email", by="agent:ana",
+        text="Terima kasih sudah menunggu, Bu Siti. Kami sudah cek dengan kurir: paketnya tertahan di gudang transit."))
+    await starter.assess(client, cid, cmd.Assess(
+        verdict="valid", root_cause="third_party", by="agent:ana",
+        findings="Courier held the parcel at the transit hub for 7 days; our 2-day promise was broken.",
+        clause="Delivery promise: 2 working days within Java"))
+    await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="A"))
+    await _follow_up(client, cid, 5, "Voucher diterima, terima kasih atas responsnya.")
+
+
+async def partially_valid(client: Client, cid: str) -> None:
+    """Email -> phone; partly our fault (a faulty switch), partly not (no filter): apology, remedy, explanation."""
+    await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung="phone", detail="+44 20 7946 0958",
+                                                                    by="agent:tom"))
+    await starter.assess(client, cid, cmd.Assess(
+        verdict="partially_valid", root_cause="product", by="agent:tom",
+        findings="The thermostat switch is a known fault in batch 55; limescale from use without a filter "
+                 "also contributed.",
+        sop_reference="KT-200 manual, section 4 (filter)", remedies=["repair", "replacement", "refund"]))
+    await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="B"))
+    await _follow_up(client, cid, 4, "Replacement arrived. Fair enough about the filter.")
+
+
+async def invalid_stays(client: Client, cid: str) -> None:
+    """The plan never covered Canada: explained calmly; the customer stays under the rules."""
+    await starter.assess(client, cid, cmd.Assess(
+        verdict="invalid", root_cause="customer_misunderstanding", by="agent:lee",
+        findings="FLEX-20 covers US only; roaming add-on was offered by SMS at the border and declined.",
+        clause="FLEX-20 terms, section 3.2", sop_reference="Roaming SOP R-7"))
+    await starter.send(client, cid, "choose_option", cmd.ChooseOption(option="stay"))
+    await _follow_up(client, cid, 3, "OK, I understand now. I'll add the roaming pack next time.")
+
+
+async def invalid_leaves(client: Client, cid: str) -> None:
+    """The freeze rules were followed; the customer takes the way out without penalty: churn recorded."""
+    await starter.send(client, cid, "apologise_for_conduct", cmd.ApologiseForConduct(
+        text="Kami mohon maaf atas nada staf kami di meja depan. Itu tidak sesuai standar kami.", by="agent:rina"))
+    await starter.assess(client, cid, cmd.Assess(
+        verdict="invalid", root_cause="customer_misunderstanding", by="agent:rina",
+        findings="Freeze requested on day 3 of the cycle; terms apply freezes from the next cycle.",
+        clause="Membership terms 6.1", sop_reference="SOP Keanggotaan 6.1"))
+    await starter.send(client, cid, "choose_option", cmd.ChooseOption(
+        option="leave", reason="Memilih berhenti tanpa penalti."))
+
+
+async def withdrawn(client: Client, cid: str) -> None:
+    """The customer found the right size in the parcel and withdrew."""
+    await starter.send(client, cid, "log_message", cmd.LogMessage(
+        sender="customer", channel="email", by="customer", text="Sorry, the size 10 was in the second bag."))
+    await starter.send(client, cid, "withdraw", cmd.Withdraw(reason="Found the right item in the parcel."))
+
+
+async def sla_breach(client: Client, cid: str) -> None:
+    """A letter received weeks ago and entered late: deadlines already breached, escalated at once; then put right."""
+    await wait_for(client, cid, lambda s: s.sla_breached)
+    await starter.assess(client, cid, cmd.Assess(
+        verdict="valid", root_cause="service", by="supervisor:budi",
+        findings="Double debit confirmed; the letter was misfiled in the branch post room.",
+        remedies=["refund", "service_credit"], default_remedy="refund"))
+    await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="A"))
+    await _follow_up(client, cid, 4, "Dana sudah kembali.")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    file: str
+    path: str
+    drive: Drive
+    received_days_ago: int | None = None
+
+
+SCENARIOS = [
+    Scenario("late-delivery.json", "valid, remedy chosen", valid_remedy_chosen),
+    Scenario("faulty-kettle.json", "partially valid", partially_valid),
+    Scenario("roaming-charges.json", "invalid, stays", invalid_stays),
+    Scenario("gym-contract.json", "invalid, leaves (churn)", invalid_leaves),
+    Scenario("wrong-size.json", "withdrawn", withdrawn),
+    Scenario("unanswered-letter.json", "SLA breached", sla_breach, received_days_ago=25),
+]
+
+
+def load(scenario: Scenario) -> Any:
+    text = (EXAMPLES / scenario.file).read_text(encoding="utf-8")
+    intake = starter.parse_intake(text)
+    if scenario.received_days_ago is not None:
+        received = datetime.now(timezone.utc) - timedelta(days=scenario.received_days_ago)
+        intake = intake.model_copy(update={"received_at": received})
+    return intake
+
+
+async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
+    from audit.verify import verify_complaints
+
+    with tempfile.TemporaryDirectory(prefix="complaints-demo-") as scratch:
+        root = data_dir or Path(scratch)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TimeElapsedColumn(), console=console)
+        with progress:
+            task = progress.add_task("starting PostgreSQL and Temporal", total=len(SCENARIOS) + 2)
+            async with embedded_stack(root / "stack", temporal_port=17233, ui_port=18233) as stack:
+                settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
+                                    database_admin_url=None)
+                progress.update(task, advance=1, description="starting a worker")
+                async with running_worker(settings) as worker:
+                    client = worker.client
+                    results: list[tuple[Scenario, Complaint]] = []
+                    for scenario in SCENARIOS:
+                        intake = load(scenario)
+                        progress.update(task, description=f"{intake.complaint_id}: {scenario.path}")
+                        await starter.submit(client, intake)
+                        await scenario.drive(client, intake.complaint_id)
+                        state = await wait_for(client, intake.complaint_id, lambda s: not s.is_open)
+                        results.append((scenario, state))
+                        progress.advance(task)
+                    progress.update(task, description="verifying every chain against its workflow")
+                    report = await verify_complaints(client, stack.postgres.admin_url,
+                                                     [s.complaint_id for _, s in results])
+                    progress.advance(task)
+        table = Table(title="Demo complaints")
+        for column in ("complaint", "path", "status", "outcome", "events", "chain head", "verified"):
+            table.add_column(column)
+        for scenario, state in results:
+            verdict = report.by_complaint[state.complaint_id]
+            table.add_row(state.complaint_id, scenario.path, state.stage.value,
+                          state.outcome.value if state.outcome else "-", str(state.head.sequence),
+                          state.head.hash[:16], "[green]verified[/green]" if verdict.ok else "[red]BROKEN[/red]")
+        console.print(table)
+        for problem in report.breaks:
+            console.print(f"[red]break[/red] {problem}")
+        console.print(f"Temporal and PostgreSQL stopped; data was in {root}" +
+                      (" (removed)" if data_dir is None else ""))
+        return report.ok

@@ -1,0 +1,38 @@
+"""`make up`: the embedded stack and a worker in the foreground, until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+from dev.stack import embedded_stack
+from settings import Settings
+from worker import running_worker
+
+
+async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with embedded_stack(data_dir, temporal_port=port, ui_port=ui_port) as stack:
+        settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
+                            database_admin_url=None)
+        async with running_worker(settings):
+            console.print(Panel.fit(
+                f"Temporal UI: [link={stack.ui_url}]{stack.ui_url}[/link]\n"
+                f"Temporal:    {stack.temporal_address}\n"
+                f"Data:        {data_dir}\n\n"
+                "In another shell:\n"
+                f"  {stack.exports()}\n"
+                "  .venv/bin/complaints submit examples/late-delivery.json\n\n"
+                "Ctrl-C stops the worker, Temporal and PostgreSQL.",
+                title="complaints: embedded stack up",
+            ))
+            await stop.wait()
+            console.print("stopping...")
+    console.print("stopped.")

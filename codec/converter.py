@@ -1,0 +1,60 @@
+"""The SDK's pydantic JSON converter, with one change: a payload that fails validation raises an
+ApplicationError naming each field and reason (never echoing the input, which may be personal data).
+
+Raised while decoding a workflow's input, that error fails the workflow at once instead of failing its
+task forever; raised while decoding an update's argument, it rejects the update before it reaches
+history. Either way the caller (a Go service, the ``temporal`` CLI) reads which fields were wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    PayloadCodec,
+)
+from temporalio.exceptions import ApplicationError
+
+from domain.errors import field_errors, summary
+
+INVALID_INPUT = "InvalidInput"
+
+
+class _FieldErrorsJSONConverter(PydanticJSONPlainPayloadConverter):
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        try:
+            return super().from_payload(payload, type_hint)
+        except ValidationError as error:
+            errors = field_errors(error, root=getattr(type_hint, "error_root", None))
+            name = getattr(type_hint, "error_root", None) or getattr(type_hint, "__name__", "input")
+            raise ApplicationError(
+                f"invalid {name}: {summary(errors)}",
+                [e.model_dump() for e in errors],
+                type=INVALID_INPUT,
+                non_retryable=True,
+            ) from None
+
+
+class ContractPayloadConverter(CompositePayloadConverter):
+    def __init__(self) -> None:
+        json_converter = _FieldErrorsJSONConverter()
+        super().__init__(*(
+            json_converter if isinstance(c, JSONPlainPayloadConverter) else c
+            for c in DefaultPayloadConverter.default_encoding_payload_converters
+        ))
+
+
+def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
+    return DataConverter(payload_converter_class=ContractPayloadConverter, payload_codec=codec)
+
+
+async def connect_temporal(address: str, namespace: str = "default", codec: PayloadCodec | None = None) -> Client:
+    """A client that speaks the project's contract (every client must: worker, starter, CLI, tests)."""
+    return await Client.connect(address, namespace=namespace, data_converter=data_converter(codec))

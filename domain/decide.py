@@ -1,0 +1,399 @@
+"""Decisions: given a complaint's state and a command (or the clock), which events follow.
+
+Pure functions. A command that does not fit the state raises :class:`Refused` naming the stage; the
+workflow's update validators call :func:`check` so a refused command leaves no trace in history.
+Anything these functions need from outside (deadlines from a calendar, a remedy quote, a follow-up date,
+a fulfilment receipt) is passed in, already computed by an activity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain import commands as cmd
+from domain import events as ev
+from domain import texts
+from domain.complaint import Complaint
+from domain.intake import ComplaintIntake
+from domain.vocabulary import (
+    CustomerChoice,
+    DeadlineKind,
+    Outcome,
+    Rung,
+    Stage,
+    Verdict,
+    churn_category,
+)
+
+#: How often an unsatisfied customer's complaint goes back to validation before a supervisor takes it.
+MAX_REOPENS = 2
+SUPERVISOR = "supervisor"
+#: Clocks disagree a little; a message "from the future" by more than this is a mistake.
+CLOCK_SKEW = timedelta(minutes=5)
+
+_OPEN = frozenset(Stage) - {Stage.received, Stage.closed}
+
+ALLOWED: dict[type[cmd.Command], frozenset[Stage]] = {
+    cmd.Assess: frozenset({Stage.awaiting_assessment}),
+    cmd.ChooseRemedy: frozenset({Stage.awaiting_remedy_choice}),
+    cmd.ChooseOption: frozenset({Stage.awaiting_option_choice}),
+    cmd.MoveOffline: _OPEN,
+    cmd.LogMessage: _OPEN,
+    cmd.RecordFollowUp: frozenset({Stage.awaiting_follow_up}),
+    # A remedy being fulfilled is a promise in flight: it completes (or escalates) before anyone walks away.
+    cmd.RecordChurn: _OPEN - {Stage.fulfilling_remedy},
+    cmd.Withdraw: _OPEN - {Stage.fulfilling_remedy},
+    cmd.Escalate: _OPEN,
+    cmd.ExtendDeadline: _OPEN,
+    cmd.Close: frozenset({Stage.escalated}),
+    cmd.ApologiseForConduct: _OPEN,
+}
+
+
+class Refused(ValueError):
+    """A command that does not fit the complaint as it stands."""
+
+    def __init__(self, stage: Stage, reason: str) -> None:
+        super().__init__(f"refused at stage {stage.value}: {reason}")
+        self.stage = stage
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SlaSchedule:
+    """Deadlines as an activity computed them at intake."""
+
+    policy: str
+    calendar: str
+    deadlines: list[ev.Deadline]
+
+
+def _refuse(state: Complaint, reason: str) -> Refused:
+    return Refused(state.stage, reason)
+
+
+def check(state: Complaint, command: cmd.Command, now: datetime) -> None:
+    """Raise :class:`Refused` unless ``command`` fits ``state`` at ``now``."""
+    allowed = ALLOWED[type(command)]
+    if state.stage not in allowed:
+        name = type(command).__name__
+        expected = ", ".join(sorted(s.value for s in allowed))
+        raise _refuse(state, f"{name} is accepted only at: {expected}")
+    match command:
+        case cmd.ChooseRemedy(option_id=option_id):
+            assert state.offer is not None
+            if state.offer.option(option_id) is None:
+                offered = ", ".join(o.id for o in state.offer.options)
+                raise _refuse(state, f"option {option_id!r} was not offered (offered: {offered})")
+        case cmd.ChooseOption():
+            if state.choice is not None:
+                raise _refuse(state, f"the customer already chose {state.choice.value}")
+        case cmd.MoveOffline(rung=rung, meeting_at=meeting_at):
+            if Rung(rung).height <= state.rung.height:
+                raise _refuse(state, f"the complaint is already on {state.rung.value}; moving to {rung} is not a "
+                                     "step up the ladder (public, email, phone, meeting)")
+            if meeting_at is not None and meeting_at <= now:
+                raise _refuse(state, "meeting_at is in the past")
+        case cmd.LogMessage(at=at):
+            if at is not None and at > now + CLOCK_SKEW:
+                raise _refuse(state, "the message's time is in the future")
+        case cmd.ExtendDeadline(kind=kind):
+            deadline = state.deadline(kind)
+            if deadline is None:
+                raise _refuse(state, f"there is no {kind.value} deadline")
+            if deadline.extension is None:
+                raise _refuse(state, f"the {kind.value} deadline's rule allows no extension ({deadline.rule})")
+            if deadline.extended:
+                raise _refuse(state, f"the {kind.value} deadline was already extended once")
+            if not deadline.pending:
+                raise _refuse(state, f"the {kind.value} deadline was already met")
+            if deadline.breached:
+                raise _refuse(state, f"the {kind.value} deadline has passed; an extension is given before it runs out")
+        case cmd.RecordChurn():
+            if state.churn is not None:
+                raise _refuse(state, "churn is already recorded")
+        case _:
+            pass
+
+
+# --- intake ---------------------------------------------------------------------------------------------
+
+
+def receive(intake: ComplaintIntake, now: datetime, schedule: SlaSchedule | None) -> list[ev.Event]:
+    """Received, deadlines set, acknowledged at once; a public or email complaint is asked to move on."""
+    received_at = intake.received_at or now
+    found: list[ev.Event] = [
+        ev.ComplaintReceived(
+            customer_id=intake.customer.id,
+            customer_name=intake.customer.name,
+            contact_email=intake.contact.email,
+            contact_phone=intake.contact.phone,
+            contact_handle=intake.contact.handle,
+            channel=intake.channel,
+            subject_kind=intake.subject.kind,
+            subject_title=intake.subject.title,
+            subject_reference=intake.subject.reference,
+            subject_value=intake.subject.value,
+            description=intake.description,
+            severity=intake.severity,
+            jurisdiction=intake.jurisdiction,
+            occurred_at=intake.occurred_at,
+            received_at=received_at,
+        )
+    ]
+    respond_by = None
+    if schedule is not None:
+        found.append(ev.SlaDeadlinesSet(policy=schedule.policy, calendar=schedule.calendar,
+                                        deadlines=schedule.deadlines))
+        for deadline in schedule.deadlines:
+            if deadline.kind is DeadlineKind.final_response:
+                respond_by = deadline.due_at
+            if deadline.kind is DeadlineKind.acknowledgement and deadline.due_at < now:
+                found += _breach(deadline.kind, deadline.due_at)
+    found.append(ev.ComplaintAcknowledged(
+        channel=intake.channel,
+        text=texts.acknowledgement(intake.complaint_id, intake.subject.title, respond_by),
+    ))
+    found += _ask_to_move_on(Rung.of(intake.channel))
+    return found
+
+
+def _ask_to_move_on(rung: Rung) -> list[ev.Event]:
+    """Public asks for a private contact, email offers a call (source 002). A meeting is booked, not asked."""
+    if rung in (Rung.public, Rung.email):
+        up = rung.next()
+        assert up is not None
+        return [ev.ContactMoveRequested(from_rung=rung, to_rung=up, text=texts.contact_request(up))]
+    return []
+
+
+def _breach(kind: DeadlineKind, due_at: datetime) -> list[ev.Event]:
+    return [
+        ev.SlaBreached(kind=kind, due_at=due_at),
+        ev.ComplaintEscalated(to=SUPERVISOR, reason=f"the {kind.value} deadline was breached",
+                              awaits_supervisor=False),
+    ]
+
+
+# --- the conversation -------------------------------------------------------------------------------------
+
+
+def move_offline(state: Complaint, command: cmd.MoveOffline, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    rung = Rung(command.rung)
+    found: list[ev.Event] = [ev.ContactMovedOffline(rung=rung, detail=command.detail)]
+    if rung is Rung.meeting:
+        assert command.meeting_at is not None
+        found.append(ev.MeetingScheduled(at=command.meeting_at, location=command.detail))
+    if rung is Rung.email:
+        found += _ask_to_move_on(rung)
+    return found
+
+
+def log_message(state: Complaint, command: cmd.LogMessage, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    return [ev.MessageLogged(sender=command.sender, channel=command.channel, text=command.text,
+                             at=command.at or now)]
+
+
+# --- validation and the response -------------------------------------------------------------------------
+
+
+def assess(
+    state: Complaint,
+    command: cmd.Assess,
+    now: datetime,
+    quote: tuple[list[ev.RemedyOption], str] | None,
+) -> list[ev.Event]:
+    """Valid: a short apology and equivalent remedies. Invalid: the rules explained, and two ways forward.
+    Partially valid: apology and remedies for our part, explanation for the rest."""
+    check(state, command, now)
+    verdict = command.verdict
+    found: list[ev.Event] = [ev.ComplaintAssessed(verdict=verdict, root_cause=command.root_cause,
+                                                  findings=command.findings, clause=command.clause)]
+    expires_at = now + timedelta(days=command.offer_days)
+    if verdict in (Verdict.valid, Verdict.partially_valid):
+        found.append(ev.ApologyIssued(text=command.apology or texts.apology(state.subject_title)))
+    if verdict in (Verdict.invalid, Verdict.partially_valid):
+        assert command.sop_reference is not None
+        found.append(ev.ExplanationGiven(
+            sop_reference=command.sop_reference,
+            text=command.explanation or texts.explanation(command.sop_reference, command.clause),
+        ))
+    if verdict in (Verdict.valid, Verdict.partially_valid):
+        if quote is None:
+            raise ValueError("a valid or partially valid verdict needs a remedy quote")
+        options, default_id = quote
+        found.append(ev.RemedyOffered(options=options, default_option=default_id, expires_at=expires_at))
+    if verdict is Verdict.invalid:
+        found.append(ev.OptionsOffered(options=[CustomerChoice.stay, CustomerChoice.leave],
+                                       default_option=CustomerChoice.stay, expires_at=expires_at))
+    return found
+
+
+def apologise_for_conduct(state: Complaint, command: cmd.ApologiseForConduct, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    return [ev.ConductApologyIssued(text=command.text)]
+
+
+def choose_remedy(state: Complaint, command: cmd.ChooseRemedy, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    return [ev.RemedyChosen(option_id=command.option_id)]
+
+
+def remedy_fulfilled(state: Complaint, reference: str) -> list[ev.Event]:
+    assert state.remedy_option is not None
+    return [ev.RemedyFulfilled(option_id=state.remedy_option, reference=reference)]
+
+
+def remedy_failed(state: Complaint, reason: str) -> list[ev.Event]:
+    """The retry budget is spent: a person must put it right."""
+    assert state.remedy_option is not None
+    return [
+        ev.RemedyFulfilmentFailed(option_id=state.remedy_option, reason=reason),
+        ev.ComplaintEscalated(to=SUPERVISOR, reason=f"remedy {state.remedy_option} could not be fulfilled: {reason}",
+                              awaits_supervisor=True),
+    ]
+
+
+def choose_option(state: Complaint, command: cmd.ChooseOption, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    found: list[ev.Event] = [ev.OptionChosen(option=command.option)]
+    if command.option is CustomerChoice.leave:
+        found += _leave(state, command.reason or "chose to leave without penalty")
+    return found
+
+
+# --- follow-up, closure, churn --------------------------------------------------------------------------
+
+
+def schedule_follow_up(state: Complaint, at: datetime, answer_by: datetime) -> list[ev.Event]:
+    return [ev.FollowUpScheduled(at=at, answer_by=answer_by)]
+
+
+def record_follow_up(state: Complaint, command: cmd.RecordFollowUp, now: datetime) -> list[ev.Event]:
+    """Satisfied (3+): closed. Unsatisfied: back to validation, at most twice; then a supervisor."""
+    check(state, command, now)
+    found: list[ev.Event] = [ev.FollowUpRecorded(satisfaction=command.satisfaction, comment=command.comment)]
+    if command.satisfaction >= 3:
+        found.append(ev.ComplaintClosed(outcome=Outcome.resolved, root_cause=state.root_cause,
+                                        satisfaction=command.satisfaction))
+    elif state.reopen_count < MAX_REOPENS:
+        found.append(ev.ComplaintReopened(reopen_count=state.reopen_count + 1,
+                                          reason=f"customer unsatisfied ({command.satisfaction}/5)"))
+    else:
+        found.append(ev.ComplaintEscalated(
+            to=SUPERVISOR, awaits_supervisor=True,
+            reason=f"customer still unsatisfied ({command.satisfaction}/5) after {MAX_REOPENS} reopenings",
+        ))
+    return found
+
+
+def _leave(state: Complaint, reason: str) -> list[ev.Event]:
+    return [
+        ev.CustomerChurned(reason=reason, root_cause=state.root_cause,
+                           category=churn_category(state.root_cause, state.subject_kind)),
+        ev.ComplaintClosed(outcome=Outcome.customer_left, root_cause=state.root_cause,
+                           satisfaction=state.satisfaction),
+    ]
+
+
+def record_churn(state: Complaint, command: cmd.RecordChurn, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    return _leave(state, command.reason)
+
+
+def withdraw(state: Complaint, command: cmd.Withdraw, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    return [
+        ev.ComplaintWithdrawn(reason=command.reason),
+        ev.ComplaintClosed(outcome=Outcome.withdrawn, root_cause=state.root_cause, satisfaction=state.satisfaction),
+    ]
+
+
+def escalate(state: Complaint, command: cmd.Escalate, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    return [ev.ComplaintEscalated(to=command.to, reason=command.reason, awaits_supervisor=False)]
+
+
+def close(state: Complaint, command: cmd.Close, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    return [ev.ComplaintClosed(outcome=Outcome(command.outcome), root_cause=state.root_cause,
+                               satisfaction=state.satisfaction, note=command.note)]
+
+
+def extend_deadline(state: Complaint, command: cmd.ExtendDeadline, now: datetime) -> list[ev.Event]:
+    check(state, command, now)
+    deadline = state.deadline(command.kind)
+    assert deadline is not None and deadline.extension is not None
+    return [ev.SlaExtended(kind=command.kind, previous_due_at=deadline.due_at, due_at=deadline.extension.due_at,
+                           warn_at=deadline.extension.warn_at, reason=command.reason, notice=command.notice)]
+
+
+# --- the clock ------------------------------------------------------------------------------------------
+
+
+def due(state: Complaint, now: datetime) -> list[ev.Event]:
+    """What the clock says must happen now: warnings, breaches, expired offers, a follow-up unanswered."""
+    found: list[ev.Event] = []
+    if not state.is_open:
+        return found
+    for deadline in state.deadlines:
+        if not deadline.pending or deadline.breached:
+            continue
+        if now >= deadline.due_at:
+            found += _breach(deadline.kind, deadline.due_at)
+        elif now >= deadline.warn_at and not deadline.warned:
+            found.append(ev.SlaWarningRaised(kind=deadline.kind, due_at=deadline.due_at))
+    if state.stage is Stage.awaiting_remedy_choice and state.offer and now >= state.offer.expires_at:
+        found.append(ev.RemedyDefaulted(option_id=state.offer.default_option))
+    offer = state.choice_offer
+    if state.stage is Stage.awaiting_option_choice and offer and state.choice is None and now >= offer.expires_at:
+        found.append(ev.OptionDefaulted(option=offer.default_option))
+    if state.stage is Stage.awaiting_follow_up and state.follow_up and now >= state.follow_up.answer_by:
+        found.append(ev.ComplaintClosed(outcome=Outcome.unconfirmed, root_cause=state.root_cause, satisfaction=None,
+                                        note="no answer to the follow-up by its deadline"))
+    return found
+
+
+def next_wakeup(state: Complaint) -> datetime | None:
+    """When the clock next has something to say (see :func:`due`)."""
+    if not state.is_open:
+        return None
+    times = [d.due_at if d.warned else d.warn_at for d in state.deadlines if d.pending and not d.breached]
+    if state.stage is Stage.awaiting_remedy_choice and state.offer:
+        times.append(state.offer.expires_at)
+    if state.stage is Stage.awaiting_option_choice and state.choice_offer and state.choice is None:
+        times.append(state.choice_offer.expires_at)
+    if state.stage is Stage.awaiting_follow_up and state.follow_up:
+        times.append(state.follow_up.answer_by)
+    return min(times, default=None)
+
+
+class Work:
+    """Something the system must do through an activity before the complaint can move on."""
+
+
+@dataclass(frozen=True)
+class FulfilRemedy(Work):
+    option: ev.RemedyOption
+
+
+@dataclass(frozen=True)
+class ScheduleFollowUp(Work):
+    pass
+
+
+def next_work(state: Complaint) -> Work | None:
+    """After a remedy is chosen: fulfil it. After the response is complete: schedule the follow-up."""
+    if state.stage is Stage.fulfilling_remedy and state.offer and state.remedy_option:
+        if state.remedy_reference is None and not state.remedy_failed:
+            option = state.offer.option(state.remedy_option)
+            assert option is not None
+            return FulfilRemedy(option)
+        if state.remedy_reference is not None:
+            return ScheduleFollowUp()
+    if state.stage is Stage.awaiting_option_choice and state.choice is CustomerChoice.stay:
+        return ScheduleFollowUp()
+    return None

@@ -1,0 +1,83 @@
+"""What an operator reads in the Temporal UI and in `complaints status`: a one-line summary, and details
+that say where the complaint stands, what is awaited from whom, and the next deadline. No personal data:
+the UI shows these as they are."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.complaint import Complaint
+from domain.intake import ComplaintIntake
+from domain.vocabulary import Stage
+
+
+def static_summary(intake: ComplaintIntake) -> str:
+    """E.g. ``Late delivery · order 8812 · email · high · C-1042``."""
+    parts = [intake.subject.title]
+    if intake.subject.reference:
+        parts.append(f"{intake.subject.kind.value} {intake.subject.reference}")
+    parts += [intake.channel.value, intake.severity.value, intake.complaint_id]
+    return " · ".join(parts)
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def awaiting(state: Complaint) -> str:
+    """Who must act next, and on what."""
+    match state.stage:
+        case Stage.received:
+            return "the system: recording the complaint"
+        case Stage.awaiting_assessment:
+            ask = f"; asked the customer to move to {state.requested_rung.value}" if state.requested_rung else ""
+            return f"an agent: assess the complaint (valid, invalid or partially valid){ask}"
+        case Stage.awaiting_remedy_choice:
+            assert state.offer is not None
+            ids = ", ".join(o.id for o in state.offer.options)
+            return (f"the customer: choose a remedy ({ids}) by {_when(state.offer.expires_at)}; "
+                    f"option {state.offer.default_option} applies otherwise")
+        case Stage.fulfilling_remedy:
+            if state.remedy_reference:
+                return "the system: scheduling the follow-up"
+            return f"the system: fulfilling remedy {state.remedy_option}"
+        case Stage.awaiting_option_choice:
+            if state.choice is not None:
+                return "the system: scheduling the follow-up"
+            assert state.choice_offer is not None
+            return (f"the customer: stay under the rules or leave without penalty, by "
+                    f"{_when(state.choice_offer.expires_at)} ({state.choice_offer.default_option.value} otherwise)")
+        case Stage.awaiting_follow_up:
+            assert state.follow_up is not None
+            return (f"the customer: rate their satisfaction (1-5) from {_when(state.follow_up.at)}, "
+                    f"by {_when(state.follow_up.answer_by)}")
+        case Stage.escalated:
+            return "a supervisor: decide and close the complaint"
+        case Stage.closed:
+            return "nobody: the complaint is closed"
+    return ""
+
+
+def details(state: Complaint) -> str:
+    """Markdown for the UI's current details."""
+    lines = [
+        f"**Stage:** {state.stage.value.replace('_', ' ')}",
+        f"**Awaiting:** {awaiting(state)}",
+    ]
+    upcoming = state.next_deadline
+    if upcoming is not None and state.is_open:
+        lines.append(f"**Next deadline:** {upcoming.kind.value.replace('_', ' ')} by {_when(upcoming.due_at)} "
+                     f"({upcoming.rule})")
+    breached = [d.kind.value for d in state.deadlines if d.breached]
+    if breached:
+        lines.append(f"**SLA breached:** {', '.join(breached)}")
+    if state.verdict:
+        lines.append(f"**Verdict:** {state.verdict.value}, root cause {state.root_cause.value if state.root_cause else '?'}")
+    if state.escalations:
+        last = state.escalations[-1]
+        lines.append(f"**Escalated to:** {last.to} ({last.reason})")
+    if state.outcome:
+        lines.append(f"**Outcome:** {state.outcome.value}")
+    lines.append(f"**Contact:** {state.rung.value}; {state.messages} message(s) logged")
+    lines.append(f"**Chain head:** #{state.head.sequence} `{state.head.hash[:16]}`")
+    return "\n\n".join(lines)

@@ -1,0 +1,14 @@
+"""The PostgreSQL event log: append-only, hash-chained, idempotent appends, reads by complaint and by position."""
+
+from eventlog.errors import BrokenChain, DivergentHistory, EventLogError, EventLogUnavailable
+from eventlog.store import EventStore, Positioned, PostgresEventStore
+
+__all__ = [
+    "BrokenChain",
+    "DivergentHistory",
+    "EventLogError",
+    "EventLogUnavailable",
+    "EventStore",
+    "Positioned",
+    "PostgresEventStore",
+]

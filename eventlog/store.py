@@ -1,0 +1,172 @@
+"""The event store port and its PostgreSQL adapter."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from domain.chain import GENESIS, ChainHead, Recorded
+from eventlog.errors import BrokenChain, DivergentHistory, EventLogError, EventLogUnavailable
+
+
+@dataclass(frozen=True)
+class Positioned:
+    """A record with its global position: what catch-up readers page through."""
+
+    position: int
+    record: Recorded
+
+
+class EventStore(abc.ABC):
+    """Where recorded events live. Appends are idempotent per (complaint_id, sequence)."""
+
+    @abc.abstractmethod
+    async def append(self, records: Sequence[Recorded], *, workflow_id: str = "", run_id: str = "") -> int:
+        """Store a chained batch of one complaint's events; returns how many were new (0 on a retry).
+        Raises DivergentHistory when a different event is stored at one of the sequences, BrokenChain when
+        the batch does not continue the stored chain."""
+
+    @abc.abstractmethod
+    async def read(
+        self, complaint_id: str, *, after: int = 0, upto: int | None = None, limit: int | None = None
+    ) -> list[Recorded]:
+        """One complaint's records in sequence order."""
+
+    @abc.abstractmethod
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[Positioned]:
+        """Every complaint's records in global order, after a position."""
+
+    @abc.abstractmethod
+    async def max_position(self) -> int:
+        """The highest position stored (0 for an empty log)."""
+
+    async def head(self, complaint_id: str) -> ChainHead:
+        records = await self.read(complaint_id)
+        return records[-1].head if records else ChainHead()
+
+    async def scan(self, after_position: int = 0, page: int = 5000) -> AsyncIterator[Positioned]:
+        """Page through the whole log in global order."""
+        while True:
+            batch = await self.read_all(after_position, page)
+            if not batch:
+                return
+            for item in batch:
+                yield item
+            after_position = batch[-1].position
+
+
+def check_batch(records: Sequence[Recorded]) -> None:
+    """A batch is one complaint's consecutive, linked records whose hashes match their content."""
+    first = records[0]
+    if first.sequence == 1 and first.prev_hash != GENESIS:
+        raise BrokenChain(f"{first.complaint_id} #1 must follow the genesis hash")
+    prev: Recorded | None = None
+    for record in records:
+        if record.complaint_id != first.complaint_id:
+            raise BrokenChain("a batch holds one complaint's events")
+        if prev is not None and (record.sequence != prev.sequence + 1 or record.prev_hash != prev.hash):
+            raise BrokenChain(f"{record.complaint_id} #{record.sequence} does not follow #{prev.sequence}")
+        if record.computed_hash() != record.hash:
+            raise BrokenChain(f"{record.complaint_id} #{record.sequence}: hash does not match its content")
+        prev = record
+
+
+_COLUMNS = "complaint_id, sequence, type, schema_version, occurred_at, actor, payload, prev_hash, hash"
+
+
+def to_record(row: asyncpg.Record | dict[str, Any]) -> Recorded:
+    """A row as a record, without revalidation: a row is evidence, checked by the chain, not by a schema."""
+    return Recorded.model_construct(
+        complaint_id=row["complaint_id"],
+        sequence=row["sequence"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        occurred_at=row["occurred_at"],
+        actor=row["actor"],
+        payload=row["payload"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+class PostgresEventStore(EventStore):
+    """The log in PostgreSQL (see migrations/001_complaint_events.sql). asyncpg errors are translated here
+    and nowhere else."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def append(self, records: Sequence[Recorded], *, workflow_id: str = "", run_id: str = "") -> int:
+        if not records:
+            return 0
+        check_batch(records)
+        try:
+            async with self.pool.acquire() as conn:
+                written: int = await conn.fetchval(
+                    "SELECT append_complaint_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    records[0].complaint_id,
+                    [r.sequence for r in records],
+                    [r.type for r in records],
+                    [r.schema_version for r in records],
+                    [r.occurred_at for r in records],
+                    [r.actor for r in records],
+                    [r.payload for r in records],
+                    [r.prev_hash for r in records],
+                    [r.hash for r in records],
+                    workflow_id,
+                    run_id,
+                )
+                return written
+        except asyncpg.PostgresError as error:
+            raise _translate(error) from error
+        except (OSError, asyncpg.InterfaceError) as error:
+            raise EventLogUnavailable(str(error)) from error
+
+    async def read(
+        self, complaint_id: str, *, after: int = 0, upto: int | None = None, limit: int | None = None
+    ) -> list[Recorded]:
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM complaint_events WHERE complaint_id = $1 AND sequence > $2"
+            " AND ($3::integer IS NULL OR sequence <= $3) ORDER BY sequence LIMIT $4",
+            complaint_id, after, upto, limit,
+        )
+        return [to_record(row) for row in rows]
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[Positioned]:
+        rows = await self._fetch(
+            f"SELECT position, {_COLUMNS} FROM complaint_events WHERE position > $1 ORDER BY position LIMIT $2",
+            after_position, limit,
+        )
+        return [Positioned(row["position"], to_record(row)) for row in rows]
+
+    async def max_position(self) -> int:
+        rows = await self._fetch("SELECT coalesce(max(position), 0) AS p FROM complaint_events")
+        return int(rows[0]["p"])
+
+    async def complaint_ids(self) -> list[str]:
+        rows = await self._fetch("SELECT DISTINCT complaint_id FROM complaint_events ORDER BY complaint_id")
+        return [row["complaint_id"] for row in rows]
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            async with self.pool.acquire() as conn:
+                return list(await conn.fetch(query, *args))
+        except asyncpg.PostgresError as error:
+            raise _translate(error) from error
+        except (OSError, asyncpg.InterfaceError) as error:
+            raise EventLogUnavailable(str(error)) from error
+
+
+def _translate(error: asyncpg.PostgresError) -> EventLogError:
+    state = getattr(error, "sqlstate", None)
+    if state == "CE001":
+        return DivergentHistory(error.args[0] if error.args else str(error))
+    if state == "CE002":
+        return BrokenChain(error.args[0] if error.args else str(error))
+    if state and state[:2] in {"08", "57"}:  # connection exceptions, operator intervention (shutdown)
+        return EventLogUnavailable(str(error))
+    return EventLogError(f"{type(error).__name__}: {error}")

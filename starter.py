@@ -1,0 +1,180 @@
+"""The client side: submit complaints, send decisions, read their state. Importable, and behind the CLI.
+
+Every function takes a connected client (see :func:`codec.connect_temporal`) and the complaint's id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from domain import commands as cmd
+from domain.complaint import Complaint
+from domain.errors import FieldError, field_errors
+from domain.intake import ComplaintIntake, check_timing
+from domain.summary import static_summary
+from logs import get_logger
+from settings import TASK_QUEUE, workflow_id
+from workflows.complaint import ComplaintRun, ComplaintStart, ComplaintWorkflow, ComplaintWorkflowOptions
+
+log = get_logger(__name__)
+
+
+class InvalidInput(ValueError):
+    """Input refused before anything was started or sent: each field with its reason."""
+
+    def __init__(self, what: str, errors: list[FieldError]) -> None:
+        super().__init__(f"invalid {what}: " + "; ".join(str(e) for e in errors))
+        self.what = what
+        self.errors = errors
+
+
+class DecisionRefused(Exception):
+    """The workflow refused a decision (wrong stage, unknown option...): nothing was recorded."""
+
+    def __init__(self, message: str, kind: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.details = details
+
+
+class NotFound(LookupError):
+    """No workflow for that complaint id."""
+
+
+def parse_intake(text: str | bytes) -> ComplaintIntake:
+    """A complaint from JSON, checked field by field and against the clock."""
+    try:
+        intake = ComplaintIntake.model_validate_json(text)
+    except ValidationError as error:
+        raise InvalidInput("complaint", field_errors(error)) from None
+    problems = check_timing(intake, datetime.now(timezone.utc))
+    if problems:
+        raise InvalidInput("complaint", [FieldError(field=p.field, reason=p.reason) for p in problems])
+    return intake
+
+
+def parse_command(name: str, data: str | bytes | dict[str, Any]) -> cmd.Command:
+    """An update's argument from JSON (or a dict of JSON values), checked field by field."""
+    try:
+        model = cmd.COMMANDS[name]
+    except KeyError:
+        raise InvalidInput("decision", [FieldError(field="(update)", reason=f"unknown update {name!r}; known: "
+                                                   + ", ".join(sorted(cmd.COMMANDS)))]) from None
+    try:
+        if isinstance(data, dict):
+            return model.model_validate_json(_json(data))
+        return model.model_validate_json(data)
+    except ValidationError as error:
+        raise InvalidInput(name, field_errors(error)) from None
+
+
+def _json(data: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(data)
+
+
+@dataclass(frozen=True)
+class Submission:
+    complaint_id: str
+    workflow_id: str
+    run_id: str | None
+    created: bool
+
+
+async def submit(
+    client: Client,
+    intake: ComplaintIntake,
+    *,
+    task_queue: str = TASK_QUEUE,
+    options: ComplaintWorkflowOptions | None = None,
+) -> Submission:
+    """Start the complaint's workflow; the same complaint id again returns the existing one, writing nothing."""
+    wid = workflow_id(intake.complaint_id)
+    start = ComplaintStart(intake if options is None else ComplaintRun(intake=intake, options=options))
+    try:
+        handle = await client.start_workflow(
+            ComplaintWorkflow.run,
+            start,
+            id=wid,
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=static_summary(intake),
+            static_details=f"Complaint **{intake.complaint_id}**, {intake.jurisdiction.value} rules.",
+        )
+    except WorkflowAlreadyStartedError as already:
+        log.info("complaint already submitted", complaint_id=intake.complaint_id, workflow_id=wid)
+        return Submission(intake.complaint_id, wid, already.run_id, created=False)
+    log.info("complaint submitted", complaint_id=intake.complaint_id, workflow_id=wid,
+             run_id=handle.first_execution_run_id)
+    return Submission(intake.complaint_id, wid, handle.first_execution_run_id, created=True)
+
+
+def handle_for(client: Client, complaint_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(workflow_id(complaint_id))
+
+
+async def send(client: Client, complaint_id: str, name: str, command: cmd.Command) -> Complaint:
+    """Send a decision (an update) and return the complaint as it stands once its events are in the log."""
+    handle = handle_for(client, complaint_id)
+    try:
+        result: Complaint = await handle.execute_update(name, command, result_type=Complaint)
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError):
+            raise DecisionRefused(cause.message, cause.type, cause.details) from None
+        raise DecisionRefused(str(cause or error)) from None
+    except RPCError as error:
+        if "not found" in str(error).lower():
+            raise NotFound(f"no complaint {complaint_id!r}") from None
+        if "completed" in str(error).lower():
+            raise DecisionRefused(f"complaint {complaint_id} is closed: {error}", "ComplaintClosed") from None
+        raise
+    log.info("decision recorded", complaint_id=complaint_id, update=name, stage=result.stage.value,
+             sequence=result.head.sequence)
+    return result
+
+
+async def assess(client: Client, complaint_id: str, command: cmd.Assess) -> Complaint:
+    """Record the verdict (and with it the apology and remedies, or the explanation and options)."""
+    return await send(client, complaint_id, "assess", command)
+
+
+async def choose_remedy(client: Client, complaint_id: str, command: cmd.ChooseRemedy) -> Complaint:
+    """The customer's choice among the remedies offered."""
+    return await send(client, complaint_id, "choose_remedy", command)
+
+
+async def status(client: Client, complaint_id: str) -> Complaint:
+    """The complaint as its workflow folds it (also once closed: the final state)."""
+    handle = client.get_workflow_handle_for(ComplaintWorkflow.run, workflow_id(complaint_id))
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if "not found" in str(error).lower():
+            raise NotFound(f"no complaint {complaint_id!r}") from None
+        raise
+    if description.status == WorkflowExecutionStatus.COMPLETED:
+        return await handle.result()
+    if description.status == WorkflowExecutionStatus.FAILED:
+        try:
+            await handle.result()
+        except WorkflowFailureError as failure:
+            raise DecisionRefused(f"complaint {complaint_id} failed: {failure.cause}") from None
+    state: Complaint | None = await handle.query("state", result_type=Complaint | None)  # type: ignore[arg-type]
+    if state is None:
+        raise NotFound(f"complaint {complaint_id!r} is not recorded yet")
+    return state

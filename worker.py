@@ -1,0 +1,103 @@
+"""A worker: ComplaintWorkflow and its activities on the ``complaints`` task queue. Wiring only.
+
+Run it with ``python -m worker`` (TEMPORAL_ADDRESS, DATABASE_URL; DATABASE_ADMIN_URL to migrate first).
+Any number of workers may run on the same task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+import logs
+from activities.calendar import compute_deadlines, plan_follow_up
+from activities.eventlog import EventLogActivities
+from activities.remedies import RemedyLedger, quote_remedies
+from codec import connect_temporal
+from eventlog import PostgresEventStore
+from eventlog.connect import create_pool
+from eventlog.migrate import migrate
+from settings import Settings
+from workflows.complaint import ComplaintWorkflow
+
+log = logs.get_logger(__name__)
+
+
+class _ActivityLogging(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        with logs.ActivityLogContext.bind():
+            return await super().execute_activity(input)
+
+
+class LogContextInterceptor(Interceptor):
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityLogging(next)
+
+
+def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str, **options: Any) -> Worker:
+    store = PostgresEventStore(pool)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ComplaintWorkflow],
+        activities=[
+            EventLogActivities(store).append_events,
+            compute_deadlines,
+            plan_follow_up,
+            quote_remedies,
+            RemedyLedger(pool).fulfil_remedy,
+        ],
+        interceptors=[LogContextInterceptor()],
+        **options,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, client: Client | None = None, **options: Any) -> AsyncIterator[Worker]:
+    """Migrate (when an admin URL is given), connect, and run a worker until the context exits."""
+    if settings.database_admin_url:
+        role = _user_of(settings.require_database())
+        applied = await migrate(settings.database_admin_url, app_role=role)
+        if applied:
+            log.info("event log migrated", applied=applied)
+    pool = await create_pool(settings.require_database())
+    try:
+        client = client or await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+        worker = build_worker(client, pool, settings.task_queue, **options)
+        async with worker:
+            log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+            yield worker
+        log.info("worker stopped")
+    finally:
+        await pool.close()
+
+
+def _user_of(dsn: str) -> str | None:
+    from urllib.parse import urlparse
+
+    return urlparse(dsn).username
+
+
+async def main() -> None:
+    logs.configure()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_worker(Settings()):
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

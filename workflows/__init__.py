@@ -1,0 +1,1 @@
+"""Temporal workflows: deterministic, reaching the outside world only through activities."""

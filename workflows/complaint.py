@@ -1,0 +1,396 @@
+"""ComplaintWorkflow: one complaint's whole life, durable, with every step in the event log first.
+
+The process reads top to bottom in :meth:`ComplaintWorkflow.run`: record the complaint and acknowledge
+it, then let people decide (updates) and the clock act (timers) until it is closed. Every change goes the
+same way: ``decide`` (pure) gives events, an activity appends them to PostgreSQL, and only the records
+the log stored are folded into the state. So the state never runs ahead of the log, and an update
+returns only once its events are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import messages as msg
+    from domain import commands as cmd
+    from domain import decide
+    from domain.chain import ChainHead, Draft
+    from domain.complaint import Complaint, fold
+    from domain.events import Event
+    from domain.intake import ComplaintIntake, check_timing
+    from domain.summary import details
+    from domain.vocabulary import Verdict
+    from workflows import attributes as sa
+
+SYSTEM = "system"
+# Appends wait out a database outage: a complaint must not fail because PostgreSQL restarted.
+APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                           maximum_interval=timedelta(seconds=30))
+CALENDAR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+
+
+class ComplaintWorkflowOptions(BaseModel):
+    """How the workflow runs (not what the complaint is). ``resume`` carries the folded state across
+    continue-as-new; the chain head travels inside it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_history_events: int = Field(default=8_000, ge=100)
+    fulfilment_attempts: int = Field(default=5, ge=1)
+    resume: Complaint | None = None
+
+
+class ComplaintRun(BaseModel):
+    """A complaint with run options, and across continue-as-new the state carried over."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    intake: ComplaintIntake
+    options: ComplaintWorkflowOptions = ComplaintWorkflowOptions()
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, ComplaintRun) or (isinstance(value, dict) and "intake" in value):
+        return "run"
+    return "intake"
+
+
+class ComplaintStart(
+    RootModel[Annotated[Annotated[ComplaintIntake, Tag("intake")] | Annotated[ComplaintRun, Tag("run")],
+                        Discriminator(_shape)]]
+):
+    """The workflow's one input (the SDK types a run's arguments only when their count matches, and the
+    ``temporal`` CLI sends one): a bare complaint intake, as backends send it, or a ComplaintRun."""
+
+    #: Field errors are named as in the intake (``customer.id``), not by this wrapper's union tag.
+    error_root: ClassVar[str] = "intake"
+
+    def as_run(self) -> ComplaintRun:
+        return self.root if isinstance(self.root, ComplaintRun) else ComplaintRun(intake=self.root)
+
+
+C = TypeVar("C", bound=cmd.Command)
+
+
+@workflow.defn(name="ComplaintWorkflow")
+class ComplaintWorkflow:
+    @workflow.init
+    def __init__(self, start: ComplaintStart) -> None:
+        run = start.as_run()
+        self._options = run.options
+        self._state: Complaint | None = run.options.resume
+        self._intake = run.intake
+        # One decision at a time: a handler that awaits an activity holds this, so two updates can never
+        # chain events on the same head (which the log would refuse as divergent).
+        self._lock = asyncio.Lock()
+        self._changed = False
+        self._published: dict[str, object] = {}
+
+    # --- the process ----------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, start: ComplaintStart) -> Complaint:
+        if self._state is None:
+            await self._receive(self._intake)
+        while True:
+            await self._act_on_clock_and_work()
+            state = self._current()
+            if not state.is_open:
+                break
+            if self._history_is_long():
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked())
+                workflow.logger.info("continuing as new", extra={"sequence": state.head.sequence})
+                options = self._options.model_copy(update={"resume": self._current()})
+                workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=self._intake, options=options)))
+            await self._sleep_until_something_changes()
+        # Let any update still in flight finish and reply before the run completes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._current()
+
+    async def _receive(self, intake: ComplaintIntake) -> None:
+        """Intake: record the complaint with its deadlines, acknowledge it, ask it to move to a private channel."""
+        now = workflow.now()
+        problems = check_timing(intake, now)
+        if problems:
+            raise ApplicationError(
+                "invalid complaint: " + "; ".join(str(p) for p in problems),
+                [{"field": p.field, "reason": p.reason} for p in problems],
+                type="InvalidComplaint",
+                non_retryable=True,
+            )
+        async with self._lock:
+            schedule = await workflow.execute_activity(
+                msg.COMPUTE_DEADLINES,
+                msg.DeadlineRequest(jurisdiction=intake.jurisdiction, channel=intake.channel,
+                                    subject_kind=intake.subject.kind, received_at=intake.received_at or now),
+                result_type=msg.Schedule,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=CALENDAR_RETRY,
+            )
+            sla = decide.SlaSchedule(policy=schedule.policy, calendar=schedule.calendar,
+                                     deadlines=schedule.deadlines)
+            await self._record(decide.receive(intake, now, sla), SYSTEM)
+        workflow.logger.info("complaint received", extra={"stage": self._current().stage.value})
+
+    async def _act_on_clock_and_work(self) -> None:
+        """Whatever is due now: warnings, breaches, expired offers, then fulfilment and follow-up planning."""
+        while True:
+            async with self._lock:
+                state = self._current()
+                due = decide.due(state, workflow.now())
+                if due:
+                    await self._record(due, SYSTEM)
+                    continue
+                work = decide.next_work(state)
+                if work is None:
+                    return
+            # Outside the lock: a fulfilment may take minutes of retries, and messages can still be logged
+            # meanwhile. Its outcome is then decided against the state as it is by then.
+            outcome = await self._do(work)
+            async with self._lock:
+                if decide.next_work(self._current()) == work:
+                    await self._record(outcome(self._current()), SYSTEM)
+
+    async def _do(self, work: decide.Work) -> Callable[[Complaint], list[Event]]:
+        """Run the activity a piece of work needs; return how its result becomes events."""
+        state = self._current()
+        if isinstance(work, decide.FulfilRemedy):
+            try:
+                receipt = await workflow.execute_activity(
+                    msg.FULFIL_REMEDY,
+                    msg.FulfilmentRequest(complaint_id=state.complaint_id, option=work.option),
+                    result_type=msg.FulfilmentReceipt,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                                             maximum_interval=timedelta(minutes=1),
+                                             maximum_attempts=self._options.fulfilment_attempts),
+                )
+            except ActivityError as error:
+                reason = str(error.cause) if error.cause else str(error)
+                workflow.logger.warning("remedy fulfilment failed", extra={"reason": reason})
+                return lambda current: decide.remedy_failed(current, reason)
+            return lambda current: decide.remedy_fulfilled(current, receipt.reference)
+        if isinstance(work, decide.ScheduleFollowUp):
+            dates = await workflow.execute_activity(
+                msg.PLAN_FOLLOW_UP,
+                msg.FollowUpRequest(jurisdiction=state.jurisdiction, responded_at=workflow.now()),
+                result_type=msg.FollowUpDates,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=CALENDAR_RETRY,
+            )
+            return lambda current: decide.schedule_follow_up(current, dates.at, dates.answer_by)
+        raise TypeError(f"unknown work {work!r}")
+
+    async def _sleep_until_something_changes(self) -> None:
+        wakeup = decide.next_wakeup(self._current())
+        timeout = max(wakeup - workflow.now(), timedelta(0)) if wakeup else None
+        try:
+            await workflow.wait_condition(lambda: self._changed or self._history_is_long(), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+        self._changed = False
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (info.is_continue_as_new_suggested()
+                or info.get_current_history_length() >= self._options.max_history_events)
+
+    # --- recording ------------------------------------------------------------------------------------
+
+    async def _record(self, events: list[Event], actor: str) -> None:
+        """Append to the log, then fold what the log stored. The caller holds the lock."""
+        state = self._state
+        appended = await workflow.execute_activity(
+            msg.APPEND_EVENTS,
+            msg.AppendEvents(
+                complaint_id=state.complaint_id if state else self._intake.complaint_id,
+                head=state.head if state else ChainHead(),
+                occurred_at=workflow.now(),
+                drafts=[Draft.of(event, actor) for event in events],
+            ),
+            result_type=msg.Appended,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=APPEND_RETRY,
+        )
+        self._state = fold(appended.records, state)
+        self._changed = True
+        self._publish()
+
+    def _current(self) -> Complaint:
+        assert self._state is not None, "the complaint is not recorded yet"
+        return self._state
+
+    def _publish(self) -> None:
+        """Search attributes (only those that changed, to keep history short) and the UI's details."""
+        state = self._current()
+        upcoming = state.next_deadline
+        values: list[tuple[object, object]] = [
+            (sa.COMPLAINT_STATUS, state.stage.value),
+            (sa.COMPLAINT_CHANNEL, state.channel.value),
+            (sa.COMPLAINT_SEVERITY, state.severity.value),
+            (sa.COMPLAINT_VERDICT, state.verdict.value if state.verdict else None),
+            (sa.COMPLAINT_ROOT_CAUSE, state.root_cause.value if state.root_cause else None),
+            (sa.CUSTOMER_ID, state.customer_id),
+            (sa.JURISDICTION, state.jurisdiction.value),
+            (sa.SLA_DUE_AT, upcoming.due_at if upcoming and state.is_open else None),
+            (sa.SLA_BREACHED, state.sla_breached),
+        ]
+        updates = []
+        for key, value in values:
+            name = key.name  # type: ignore[attr-defined]
+            if self._published.get(name, ...) == value:
+                continue
+            self._published[name] = value
+            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[attr-defined]
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(details(state))
+
+    # --- queries --------------------------------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> Complaint | None:
+        """The folded complaint, with its chain head (None only before the intake is recorded)."""
+        return self._state
+
+    # --- decisions by people (updates) -----------------------------------------------------------------
+
+    def _check(self, command: cmd.Command) -> None:
+        """Validators: refuse what does not fit the stage, before anything reaches history."""
+        if self._state is None:
+            return  # the intake is being recorded; the handler waits for it and checks again
+        try:
+            decide.check(self._state, command, workflow.now())
+        except decide.Refused as refused:
+            raise ApplicationError(str(refused), {"stage": refused.stage.value, "reason": refused.reason},
+                                   type="ComplaintRefused", non_retryable=True) from None
+
+    async def _decide(self, command: C, decision: Callable[[Complaint, C, datetime], list[Event]]) -> Complaint:
+        await workflow.wait_condition(lambda: self._state is not None)
+        async with self._lock:
+            self._check(command)  # again: another update may have moved the complaint on since validation
+            await self._record(decision(self._current(), command, workflow.now()), command.by)
+        return self._current()
+
+    @workflow.update
+    async def assess(self, command: cmd.Assess) -> Complaint:
+        await workflow.wait_condition(lambda: self._state is not None)
+        async with self._lock:
+            self._check(command)
+            state = self._current()
+            quote = None
+            if command.verdict is not Verdict.invalid:
+                offered = await workflow.execute_activity(
+                    msg.QUOTE_REMEDIES,
+                    msg.QuoteRequest(kinds=command.remedies, default=command.default_remedy,
+                                     subject_kind=state.subject_kind, subject_title=state.subject_title,
+                                     value=state.subject_value, severity=state.severity,
+                                     jurisdiction=state.jurisdiction),
+                    result_type=msg.Quote,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=CALENDAR_RETRY,
+                )
+                quote = (offered.options, offered.default_option)
+            await self._record(decide.assess(state, command, workflow.now(), quote), command.by)
+        return self._current()
+
+    @assess.validator
+    def _validate_assess(self, command: cmd.Assess) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def choose_remedy(self, command: cmd.ChooseRemedy) -> Complaint:
+        return await self._decide(command, decide.choose_remedy)
+
+    @choose_remedy.validator
+    def _validate_choose_remedy(self, command: cmd.ChooseRemedy) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def choose_option(self, command: cmd.ChooseOption) -> Complaint:
+        return await self._decide(command, decide.choose_option)
+
+    @choose_option.validator
+    def _validate_choose_option(self, command: cmd.ChooseOption) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def move_offline(self, command: cmd.MoveOffline) -> Complaint:
+        return await self._decide(command, decide.move_offline)
+
+    @move_offline.validator
+    def _validate_move_offline(self, command: cmd.MoveOffline) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def log_message(self, command: cmd.LogMessage) -> Complaint:
+        return await self._decide(command, decide.log_message)
+
+    @log_message.validator
+    def _validate_log_message(self, command: cmd.LogMessage) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def record_follow_up(self, command: cmd.RecordFollowUp) -> Complaint:
+        return await self._decide(command, decide.record_follow_up)
+
+    @record_follow_up.validator
+    def _validate_record_follow_up(self, command: cmd.RecordFollowUp) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def record_churn(self, command: cmd.RecordChurn) -> Complaint:
+        return await self._decide(command, decide.record_churn)
+
+    @record_churn.validator
+    def _validate_record_churn(self, command: cmd.RecordChurn) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def withdraw(self, command: cmd.Withdraw) -> Complaint:
+        return await self._decide(command, decide.withdraw)
+
+    @withdraw.validator
+    def _validate_withdraw(self, command: cmd.Withdraw) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def escalate(self, command: cmd.Escalate) -> Complaint:
+        return await self._decide(command, decide.escalate)
+
+    @escalate.validator
+    def _validate_escalate(self, command: cmd.Escalate) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def extend_deadline(self, command: cmd.ExtendDeadline) -> Complaint:
+        return await self._decide(command, decide.extend_deadline)
+
+    @extend_deadline.validator
+    def _validate_extend_deadline(self, command: cmd.ExtendDeadline) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def close(self, command: cmd.Close) -> Complaint:
+        return await self._decide(command, decide.close)
+
+    @close.validator
+    def _validate_close(self, command: cmd.Close) -> None:
+        self._check(command)
+
+    @workflow.update
+    async def apologise_for_conduct(self, command: cmd.ApologiseForConduct) -> Complaint:
+        return await self._decide(command, decide.apologise_for_conduct)
+
+    @apologise_for_conduct.validator
+    def _validate_apologise_for_conduct(self, command: cmd.ApologiseForConduct) -> None:
+        self._check(command)
