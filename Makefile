@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test up bench reliability clean
+.PHONY: install demo test up bench reliability histories clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -32,3 +32,7 @@ reliability: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .data out .pytest_cache
+
+# Record the workflow histories the replay test keeps (only for new paths: never to make a replay pass).
+histories: $(STAMP)
+	SAVE_HISTORIES=1 $(BIN)/python -m pytest tests/workflows -q

@@ -4,7 +4,7 @@ Every function takes a connected client (see :func:`codec.connect_temporal`) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +18,9 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain import commands as cmd
 from domain.complaint import Complaint
@@ -26,7 +28,7 @@ from domain.errors import FieldError, field_errors
 from domain.intake import ComplaintIntake, check_timing
 from domain.summary import static_summary
 from logs import get_logger
-from settings import TASK_QUEUE, workflow_id
+from settings import TASK_QUEUE, complaint_id_of, workflow_id
 from workflows.complaint import ComplaintRun, ComplaintStart, ComplaintWorkflow, ComplaintWorkflowOptions
 
 log = get_logger(__name__)
@@ -93,6 +95,11 @@ class Submission:
     workflow_id: str
     run_id: str | None
     created: bool
+    handle: WorkflowHandle[Any, Complaint] | None = field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"complaint_id": self.complaint_id, "workflow_id": self.workflow_id, "run_id": self.run_id,
+                "created": self.created}
 
 
 async def submit(
@@ -120,7 +127,19 @@ async def submit(
         return Submission(intake.complaint_id, wid, already.run_id, created=False)
     log.info("complaint submitted", complaint_id=intake.complaint_id, workflow_id=wid,
              run_id=handle.first_execution_run_id)
-    return Submission(intake.complaint_id, wid, handle.first_execution_run_id, created=True)
+    return Submission(intake.complaint_id, wid, handle.first_execution_run_id, created=True, handle=handle)
+
+
+async def _execution_status(client: Client, wid: str) -> WorkflowExecutionStatus:
+    """The execution's status, read raw: only the status is needed, not the decoded search attributes."""
+    try:
+        response = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=wid)))
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise NotFound(f"no complaint {complaint_id_of(wid)!r}") from None
+        raise
+    return WorkflowExecutionStatus(response.workflow_execution_info.status)
 
 
 def handle_for(client: Client, complaint_id: str) -> WorkflowHandle[Any, Any]:
@@ -137,11 +156,12 @@ async def send(client: Client, complaint_id: str, name: str, command: cmd.Comman
         if isinstance(cause, ApplicationError):
             raise DecisionRefused(cause.message, cause.type, cause.details) from None
         raise DecisionRefused(str(cause or error)) from None
-    except RPCError as error:
-        if "not found" in str(error).lower():
-            raise NotFound(f"no complaint {complaint_id!r}") from None
-        if "completed" in str(error).lower():
-            raise DecisionRefused(f"complaint {complaint_id} is closed: {error}", "ComplaintClosed") from None
+    except RPCError:
+        # The workflow is gone or closed (a closed complaint takes no more decisions); say which.
+        execution = await _execution_status(client, workflow_id(complaint_id))
+        if execution != WorkflowExecutionStatus.RUNNING:
+            raise DecisionRefused(f"complaint {complaint_id} is closed ({execution.name.lower()})",
+                                  "ComplaintClosed") from None
         raise
     log.info("decision recorded", complaint_id=complaint_id, update=name, stage=result.stage.value,
              sequence=result.head.sequence)
@@ -161,15 +181,10 @@ async def choose_remedy(client: Client, complaint_id: str, command: cmd.ChooseRe
 async def status(client: Client, complaint_id: str) -> Complaint:
     """The complaint as its workflow folds it (also once closed: the final state)."""
     handle = client.get_workflow_handle_for(ComplaintWorkflow.run, workflow_id(complaint_id))
-    try:
-        description = await handle.describe()
-    except RPCError as error:
-        if "not found" in str(error).lower():
-            raise NotFound(f"no complaint {complaint_id!r}") from None
-        raise
-    if description.status == WorkflowExecutionStatus.COMPLETED:
+    execution_status = await _execution_status(client, workflow_id(complaint_id))
+    if execution_status == WorkflowExecutionStatus.COMPLETED:
         return await handle.result()
-    if description.status == WorkflowExecutionStatus.FAILED:
+    if execution_status == WorkflowExecutionStatus.FAILED:
         try:
             await handle.result()
         except WorkflowFailureError as failure:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -45,7 +45,16 @@ class LogContextInterceptor(Interceptor):
         return _ActivityLogging(next)
 
 
-def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str, **options: Any) -> Worker:
+def build_worker(
+    client: Client,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    *,
+    remedy_provider: Callable[..., Any] | None = None,
+    **options: Any,
+) -> Worker:
+    """``remedy_provider`` replaces the default ledger: any activity named ``fulfil_remedy`` that is
+    idempotent per (complaint, option)."""
     store = PostgresEventStore(pool)
     return Worker(
         client,
@@ -56,7 +65,7 @@ def build_worker(client: Client, pool: asyncpg.Pool, task_queue: str, **options:
             compute_deadlines,
             plan_follow_up,
             quote_remedies,
-            RemedyLedger(pool).fulfil_remedy,
+            remedy_provider or RemedyLedger(pool).fulfil_remedy,
         ],
         interceptors=[LogContextInterceptor()],
         **options,

@@ -40,10 +40,12 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at
     logs.configure("DEBUG" if verbose else "WARNING")
 
 
-def run(coro: Awaitable[T]) -> T:
-    """Run a command; map the project's errors to messages and exit codes."""
+def run(work: Awaitable[T] | Callable[[], T]) -> T:
+    """Run a command (a coroutine, or a plain callable); map the project's errors to messages and exit codes."""
     try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        if callable(work):
+            return work()
+        return asyncio.run(work)  # type: ignore[arg-type]
     except starter.InvalidInput as error:
         err.print(f"[red]refused:[/red] invalid {error.what}")
         for e in error.errors:
@@ -90,21 +92,21 @@ def submit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Start a complaint's workflow. Submitting the same complaint id again returns the existing one."""
-    intake = starter.parse_intake(_read(file))
+    intake = run(lambda: starter.parse_intake(_read(file)))
 
     async def go() -> starter.Submission:
         return await starter.submit(await _client(), intake)
 
     result = run(go())
     if as_json:
-        console.print_json(json.dumps(result.__dict__))
+        console.print_json(json.dumps(result.as_dict()))
     else:
         verb = "submitted" if result.created else "already submitted"
         console.print(f"{verb}: [bold]{result.complaint_id}[/bold] (workflow {result.workflow_id})")
 
 
 def _send(complaint_id: str, name: str, fields: dict[str, Any], as_json: bool = False) -> None:
-    command = starter.parse_command(name, {k: v for k, v in fields.items() if v is not None})
+    command = run(lambda: starter.parse_command(name, {k: v for k, v in fields.items() if v is not None}))
 
     async def go() -> Any:
         return await starter.send(await _client(), complaint_id, name, command)
@@ -157,7 +159,7 @@ def update(
 ) -> None:
     """Send any decision as raw JSON (the same contract a backend or the temporal CLI uses)."""
     raw = _read(data[1:]) if data.startswith("@") else _read("-") if data == "-" else data.encode()
-    command = starter.parse_command(name, raw)
+    command = run(lambda: starter.parse_command(name, raw))
 
     async def go() -> Any:
         return await starter.send(await _client(), complaint_id, name, command)

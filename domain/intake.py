@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from domain.values import ComplaintId, CustomerId, Line, Money, Text, Timestamp
 
@@ -118,11 +118,13 @@ class ComplaintIntake(BaseModel):
     occurred_at: Timestamp = Field(description="When the thing complained about happened.")
     received_at: Timestamp | None = None
 
-    @model_validator(mode="after")
-    def _order_of_things(self) -> Self:
-        if self.received_at is not None and self.received_at < self.occurred_at:
-            raise ValueError("received_at is before occurred_at")
-        return self
+    @field_validator("received_at")
+    @classmethod
+    def _received_after_it_happened(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        occurred = info.data.get("occurred_at")
+        if value is not None and occurred is not None and value < occurred:
+            raise ValueError("is before occurred_at")
+        return value
 
 
 class IntakeTimingError(ValueError):

@@ -1,0 +1,176 @@
+"""Real servers for the suite: one embedded PostgreSQL and one Temporal time-skipping server per session,
+a fresh database where a test needs one, a worker per test on its own task queue. Everything started here
+is stopped here, also when tests fail."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+import logs
+from codec import data_converter
+from dev.stack import Postgres, embedded_postgres, venv_bin
+from eventlog import PostgresEventStore
+from eventlog.connect import create_pool
+from eventlog.migrate import migrate
+from workflows.attributes import SEARCH_ATTRIBUTES
+
+HISTORIES = Path(__file__).parent / "histories"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+logs.configure("WARNING", json=True)
+# The SDK core warns on every worker that the Java time-skipping server lacks a newer capability; the
+# suite knows, and the line would otherwise interleave with pytest's output.
+Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+    filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")))), error_if_already_set=False)
+
+
+@pytest.fixture(scope="session")
+async def postgres(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Postgres]:
+    """A real PostgreSQL (embedded-postgres), with the complaints database migrated."""
+    async with embedded_postgres(tmp_path_factory.mktemp("pg") / "data") as pg:
+        yield pg
+
+
+@pytest.fixture
+async def database(postgres: Postgres) -> AsyncIterator[Postgres]:
+    """A fresh database of its own for a test that needs an empty log."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    owner = await asyncpg.connect(postgres.url(database="postgres"))
+    try:
+        await owner.execute(f"CREATE DATABASE {name}")
+    finally:
+        await owner.close()
+    fresh = Postgres(data_dir=postgres.data_dir, socket_dir=postgres.socket_dir,
+                     admin_url=postgres.url(database=name), app_url=postgres.url("complaints_app", name))
+    await migrate(fresh.admin_url, app_role="complaints_app")
+    yield fresh
+    owner = await asyncpg.connect(postgres.url(database="postgres"))
+    try:
+        await owner.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await owner.close()
+
+
+@pytest.fixture
+async def app_pool(database: Postgres) -> AsyncIterator[asyncpg.Pool]:
+    """Connections as the application role (INSERT and SELECT only), as the worker uses."""
+    pool = await create_pool(database.app_url, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def store(app_pool: asyncpg.Pool) -> PostgresEventStore:
+    return PostgresEventStore(app_pool)
+
+
+@pytest.fixture
+async def admin(database: Postgres) -> AsyncIterator[asyncpg.Connection]:
+    """A superuser connection, for tests that play the hostile database administrator."""
+    from eventlog.connect import connect
+
+    conn = await connect(database.admin_url)
+    yield conn
+    await conn.close()
+
+
+async def register_search_attributes(client: Client) -> None:
+    types = {
+        SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+        SearchAttributeIndexedValueType.BOOL: IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    }
+    await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=client.namespace,
+        search_attributes={k.name: types[k.indexed_value_type] for k in SEARCH_ATTRIBUTES},
+    ))
+
+
+@pytest.fixture
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server (a 3-day timer takes a fraction of a second). One per test: its
+    clock is global, and awaiting a closed workflow's result lets it skip to the next timer it knows, even a
+    finished workflow's 10-year execution timeout, which would age every later test's complaint by a decade."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(venv_bin("temporal-test-server")), data_converter=data_converter()
+    )
+    async with env:
+        await register_search_attributes(env.client)
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal server (``temporal server start-dev``, in memory), for what the time-skipping server
+    does differently: speculative workflow tasks for rejected updates, visibility, the temporal CLI."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(venv_bin("temporal")), data_converter=data_converter(),
+        search_attributes=SEARCH_ATTRIBUTES, dev_server_log_level="error",
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture
+async def dev_worker(dev_server: WorkflowEnvironment, app_pool: asyncpg.Pool, task_queue: str) -> AsyncIterator[Worker]:
+    from worker import build_worker
+
+    async with build_worker(dev_server.client, app_pool, task_queue) as running:
+        yield running
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"complaints-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def worker(time_skipping: WorkflowEnvironment, app_pool: asyncpg.Pool, task_queue: str) -> AsyncIterator[Worker]:
+    """A real worker with the real activities and event store, on the test's own task queue."""
+    from worker import build_worker
+
+    async with build_worker(time_skipping.client, app_pool, task_queue) as running:
+        yield running
+
+
+@pytest.fixture
+def intake_data() -> Callable[..., dict[str, Any]]:
+    """A valid intake as JSON data, with a unique complaint id; keyword arguments override fields."""
+
+    def make(example: str = "late-delivery.json", **changes: Any) -> dict[str, Any]:
+        data = json.loads((EXAMPLES / example).read_text(encoding="utf-8"))
+        data["complaint_id"] = f"T-{uuid.uuid4().hex[:10]}"
+        data.update(changes)
+        return data
+
+    return make
+
+
+@contextlib.contextmanager
+def env_var(name: str, value: str) -> Any:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+

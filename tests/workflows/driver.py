@@ -1,0 +1,94 @@
+"""Driving a complaint in a test: start it, send decisions, wait for the workflow to act, compare witnesses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+import starter
+from domain import commands as cmd
+from domain.chain import check_chain
+from domain.complaint import Complaint, fold
+from domain.vocabulary import Stage
+from eventlog import EventStore
+from settings import workflow_id
+from workflows.complaint import ComplaintWorkflow, ComplaintWorkflowOptions
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+
+
+class Driver:
+    def __init__(self, client: Client, store: EventStore, task_queue: str) -> None:
+        self.client = client
+        self.store = store
+        self.task_queue = task_queue
+        self.handles: dict[str, Any] = {}
+
+    async def submit(self, data: dict[str, Any], options: ComplaintWorkflowOptions | None = None) -> str:
+        intake = starter.parse_intake(json.dumps(data))
+        result = await starter.submit(self.client, intake, task_queue=self.task_queue, options=options)
+        assert result.created
+        self.handles[intake.complaint_id] = result.handle
+        await self.wait(intake.complaint_id, lambda s: s.stage is not Stage.received)
+        return intake.complaint_id
+
+    async def send(self, cid: str, name: str, **fields: Any) -> Complaint:
+        return await starter.send(self.client, cid, name, cmd.COMMANDS[name].model_validate(fields))
+
+    async def state(self, cid: str) -> Complaint:
+        return await starter.status(self.client, cid)
+
+    async def wait(self, cid: str, done: Callable[[Complaint], bool], timeout: float = 30) -> Complaint:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = await starter.status(self.client, cid)
+                if done(state):
+                    return state
+            except starter.NotFound:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{cid} did not get there in {timeout} s")
+            await asyncio.sleep(0.05)
+
+    async def stage(self, cid: str, stage: Stage) -> Complaint:
+        return await self.wait(cid, lambda s: s.stage is stage)
+
+    async def finished(self, cid: str) -> Complaint:
+        """Wait for the workflow to complete. Through the handle its start returned, the time-skipping server
+        skips timers meanwhile."""
+        return await self.handles[cid].result()
+
+    async def types(self, cid: str) -> list[str]:
+        return [r.type for r in await self.store.read(cid)]
+
+    async def witnesses_agree(self, cid: str) -> Complaint:
+        """The chain verifies, and fold(log) equals the workflow's state field for field, head included."""
+        records = await self.store.read(cid)
+        head, breaks = check_chain(cid, records)
+        assert breaks == []
+        folded = fold(records)
+        reported = await self.state(cid)
+        assert folded is not None
+        assert folded.model_dump(mode="json") == reported.model_dump(mode="json")
+        assert reported.head == head
+        return reported
+
+    async def history_length(self, cid: str) -> int:
+        history = await self.client.get_workflow_handle(workflow_id(cid)).fetch_history()
+        return len(history.events)
+
+    async def save_history(self, cid: str, name: str) -> None:
+        """With SAVE_HISTORIES=1, keep this path's history for the replay test."""
+        if os.environ.get("SAVE_HISTORIES") != "1":
+            return
+        history = await self.client.get_workflow_handle(workflow_id(cid)).fetch_history()
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
