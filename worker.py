@@ -27,6 +27,7 @@ from activities.remedies import RemedyLedger, quote_remedies
 from codec import connect_temporal
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
+from eventlog.keys import CustomerKeyring, master_key
 from eventlog.migrate import migrate
 from settings import Settings
 from workflows.complaint import ComplaintWorkflow
@@ -51,17 +52,19 @@ def build_worker(
     task_queue: str,
     *,
     remedy_provider: Callable[..., Any] | None = None,
+    master: bytes | None = None,
     **options: Any,
 ) -> Worker:
     """``remedy_provider`` replaces the default ledger: any activity named ``fulfil_remedy`` that is
-    idempotent per (complaint, option)."""
+    idempotent per (complaint, option). ``master`` wraps customer keys (default: COMPLAINTS_MASTER_KEY)."""
     store = PostgresEventStore(pool)
+    keyring = CustomerKeyring(pool, master or master_key())
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[ComplaintWorkflow],
         activities=[
-            EventLogActivities(store).append_events,
+            EventLogActivities(store, keyring).append_events,
             compute_deadlines,
             plan_follow_up,
             quote_remedies,

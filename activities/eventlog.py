@@ -1,4 +1,5 @@
-"""Appending to the event log: chain the drafts after the workflow's head, store them, return what was stored.
+"""Appending to the event log: seal personal fields with the customer's key, chain the drafts after the
+workflow's head, store them, and return what was stored (what the workflow folds).
 
 Retries are safe: chaining is pure (same drafts, head and time give the same hashes), and the store
 treats an identical row as already written. A different row at the same place is divergent history,
@@ -9,22 +10,38 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+import asyncpg
+
 from activities import messages as msg
 from domain.chain import chain
-from eventlog import BrokenChain, DivergentHistory, EventStore, EventLogUnavailable
+from domain.personal import seal_payload
+from eventlog import BrokenChain, DivergentHistory, EventLogUnavailable, EventStore
+from eventlog.keys import CustomerKeyring
 from logs import get_logger
 
 log = get_logger(__name__)
 
 
 class EventLogActivities:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, keyring: CustomerKeyring) -> None:
         self.store = store
+        self.keyring = keyring
 
     @activity.defn(name=msg.APPEND_EVENTS)
     async def append_events(self, request: msg.AppendEvents) -> msg.Appended:
         info = activity.info()
-        records = chain(request.head, request.complaint_id, request.occurred_at, request.drafts)
+        try:
+            key = await self.keyring.key_for(request.customer_id)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+            log.warning("event log unavailable; will retry", attempt=info.attempt, error=str(error)[:200])
+            raise ApplicationError("event log unavailable", type="EventLogUnavailable") from None
+        first = request.head.sequence + 1
+        drafts = [
+            draft.model_copy(update={"payload": seal_payload(draft.type, draft.payload, request.complaint_id,
+                                                             first + offset, key)})
+            for offset, draft in enumerate(request.drafts)
+        ]
+        records = chain(request.head, request.complaint_id, request.occurred_at, drafts)
         try:
             written = await self.store.append(records, workflow_id=info.workflow_id or "",
                                               run_id=info.workflow_run_id or "")

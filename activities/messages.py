@@ -26,9 +26,11 @@ class _Message(BaseModel):
 
 
 class AppendEvents(_Message):
-    """Chain ``drafts`` after ``head`` at ``occurred_at`` and store them."""
+    """Seal the personal fields of ``drafts`` with the customer's key, chain them after ``head`` at
+    ``occurred_at``, and store them."""
 
     complaint_id: str
+    customer_id: str
     head: ChainHead
     occurred_at: datetime
     drafts: list[Draft]

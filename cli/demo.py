@@ -161,6 +161,7 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
         with progress:
             task = progress.add_task("starting PostgreSQL and Temporal", total=len(SCENARIOS) + 2)
             async with embedded_stack(root / "stack", temporal_port=17233, ui_port=18233) as stack:
+                stack.use()
                 settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                                     database_admin_url=None)
                 progress.update(task, advance=1, description="starting a worker")

@@ -150,6 +150,117 @@ def choose_remedy(
     _send(complaint_id, "choose_remedy", {"option_id": option, "by": by}, as_json)
 
 
+@app.command("move-offline")
+def move_offline(
+    complaint_id: ComplaintArg,
+    rung: Annotated[str, typer.Argument(help="email | phone | meeting (a step up the ladder only)")],
+    detail: Annotated[str, typer.Argument(help="The email address, phone number, or meeting place.")],
+    meeting_at: Annotated[str | None, typer.Option(help="ISO time of the meeting (meeting rung).")] = None,
+    by: By = None,
+) -> None:
+    """Move the conversation up the contact ladder: public -> email -> phone -> meeting."""
+    _send(complaint_id, "move_offline", {"rung": rung, "detail": detail, "meeting_at": meeting_at, "by": by})
+
+
+@app.command("log-message")
+def log_message(
+    complaint_id: ComplaintArg,
+    sender: Annotated[str, typer.Option(help="customer | agent")],
+    channel: Annotated[str, typer.Option(help="social | email | phone | web | in_person")],
+    text: Annotated[str, typer.Option(help="The message, verbatim.")],
+    at: Annotated[str | None, typer.Option(help="ISO time it was said (default: now).")] = None,
+    by: By = None,
+) -> None:
+    """Keep a message with the customer as evidence, verbatim."""
+    _send(complaint_id, "log_message", {"sender": sender, "channel": channel, "text": text, "at": at, "by": by})
+
+
+@app.command("choose-option")
+def choose_option(
+    complaint_id: ComplaintArg,
+    option: Annotated[str, typer.Argument(help="stay (under the rules) | leave (without penalty)")],
+    reason: Annotated[str | None, typer.Option(help="The customer's reason.")] = None,
+    by: By = None,
+) -> None:
+    """On an invalid complaint: the customer stays under the rules, or leaves without penalty."""
+    _send(complaint_id, "choose_option", {"option": option, "reason": reason, "by": by})
+
+
+@app.command("record-follow-up")
+def record_follow_up(
+    complaint_id: ComplaintArg,
+    satisfaction: Annotated[int, typer.Argument(help="1 (very unhappy) .. 5 (very happy)")],
+    comment: Annotated[str | None, typer.Option(help="What the customer said.")] = None,
+    by: By = None,
+) -> None:
+    """The customer's satisfaction: 3+ closes; 2 or less reopens (twice at most), then a supervisor."""
+    _send(complaint_id, "record_follow_up", {"satisfaction": satisfaction, "comment": comment, "by": by})
+
+
+@app.command("record-churn")
+def record_churn(
+    complaint_id: ComplaintArg,
+    reason: Annotated[str, typer.Option(help="Why the customer left.")],
+    by: By = None,
+) -> None:
+    """The customer left: recorded with the root cause category (product or service), and closed."""
+    _send(complaint_id, "record_churn", {"reason": reason, "by": by})
+
+
+@app.command()
+def withdraw(
+    complaint_id: ComplaintArg,
+    reason: Annotated[str | None, typer.Option(help="The customer's reason.")] = None,
+    by: By = None,
+) -> None:
+    """The customer withdraws the complaint."""
+    _send(complaint_id, "withdraw", {"reason": reason, "by": by})
+
+
+@app.command()
+def escalate(
+    complaint_id: ComplaintArg,
+    to: Annotated[str, typer.Option(help="Whom to, e.g. 'supervisor' or 'legal'.")],
+    reason: Annotated[str, typer.Option(help="Why.")],
+    by: By = None,
+) -> None:
+    """Escalate an open complaint; work goes on, under the named person's eye."""
+    _send(complaint_id, "escalate", {"to": to, "reason": reason, "by": by})
+
+
+@app.command("extend-deadline")
+def extend_deadline(
+    complaint_id: ComplaintArg,
+    reason: Annotated[str, typer.Option(help="Why more time is needed.")],
+    notice: Annotated[str, typer.Option(help="What the customer is told.")],
+    kind: Annotated[str, typer.Option(help="acknowledgement | assessment | final_response")] = "final_response",
+    by: By = None,
+) -> None:
+    """Extend a deadline once, where its rule allows (e.g. OJK +10 working days with notice)."""
+    _send(complaint_id, "extend_deadline", {"kind": kind, "reason": reason, "notice": notice, "by": by})
+
+
+@app.command()
+def close(
+    complaint_id: ComplaintArg,
+    outcome: Annotated[str, typer.Option(help="resolved | unresolved")],
+    note: Annotated[str, typer.Option(help="The supervisor's decision.")],
+    by: By = None,
+) -> None:
+    """A supervisor closes an escalated complaint."""
+    _send(complaint_id, "close", {"outcome": outcome, "note": note, "by": by})
+
+
+@app.command()
+def apologise(
+    complaint_id: ComplaintArg,
+    text: Annotated[str, typer.Argument(help="A short apology for tone or conduct.")],
+    by: By = None,
+) -> None:
+    """Apologise for conduct (tone, behaviour): on an invalid complaint it admits nothing else."""
+    _send(complaint_id, "apologise_for_conduct", {"text": text, "by": by})
+
+
 @app.command()
 def update(
     complaint_id: ComplaintArg,

@@ -8,7 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from domain.complaint import Complaint
-from domain.summary import details
+from domain.summary import details, when
 
 
 def complaint_panel(state: Complaint) -> Panel:
@@ -25,7 +25,7 @@ def deadlines_table(state: Complaint) -> Table:
         met = d.met_in_time
         status = "breached" if d.breached else "met" if met else "missed" if met is False else (
             "warned" if d.warned else "open")
-        table.add_row(d.kind.value, d.due_at.strftime("%Y-%m-%d %H:%M UTC"), d.rule,
+        table.add_row(d.kind.value, when(d.due_at), d.rule,
                       f"{status}{' (extended)' if d.extended else ''}")
     return table
 

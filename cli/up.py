@@ -20,6 +20,7 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with embedded_stack(data_dir, temporal_port=port, ui_port=ui_port) as stack:
+        stack.use()
         settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                             database_admin_url=None)
         async with running_worker(settings):
@@ -27,12 +28,13 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
                 f"Temporal UI: [link={stack.ui_url}]{stack.ui_url}[/link]\n"
                 f"Temporal:    {stack.temporal_address}\n"
                 f"Data:        {data_dir}\n\n"
-                "In another shell:\n"
-                f"  {stack.exports()}\n"
-                "  .venv/bin/complaints submit examples/late-delivery.json\n\n"
                 "Ctrl-C stops the worker, Temporal and PostgreSQL.",
                 title="complaints: embedded stack up",
             ))
+            # Plain lines, never wrapped, so they can be copied into another shell.
+            print("In another shell:", flush=True)
+            print(f"  {stack.exports()}", flush=True)
+            print("  .venv/bin/complaints submit examples/late-delivery.json", flush=True)
             await stop.wait()
             console.print("stopping...")
     console.print("stopped.")

@@ -25,6 +25,7 @@ import asyncpg
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+from eventlog.keys import MASTER_KEY_ENV, new_master_key
 from logs import get_logger
 from workflows.attributes import SEARCH_ATTRIBUTES
 
@@ -72,11 +73,29 @@ class Stack:
     postgres: Postgres
     temporal_address: str
     ui_url: str
+    master_key: str
     namespace: str = "default"
 
     def exports(self) -> str:
         return (f"export TEMPORAL_ADDRESS={self.temporal_address} "
-                f"DATABASE_URL='{self.postgres.app_url}' DATABASE_ADMIN_URL='{self.postgres.admin_url}'")
+                f"DATABASE_URL='{self.postgres.app_url}' DATABASE_ADMIN_URL='{self.postgres.admin_url}' "
+                f"{MASTER_KEY_ENV}={self.master_key}")
+
+    def use(self) -> None:
+        """Point this process at the stack (the CLI commands it runs read the environment)."""
+        os.environ.update(TEMPORAL_ADDRESS=self.temporal_address, DATABASE_URL=self.postgres.app_url,
+                          DATABASE_ADMIN_URL=self.postgres.admin_url)
+        os.environ[MASTER_KEY_ENV] = self.master_key
+
+
+def _master_key(data: Path) -> str:
+    """The embedded stack's master key, made once and kept beside its data (a real deployment keeps it in a
+    secret store: without it no personal field in the log opens)."""
+    path = data / "master.key"
+    if not path.exists():
+        path.write_text(new_master_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _start_postgres_blocking(data_dir: Path) -> tuple[object, str]:
@@ -241,4 +260,5 @@ async def embedded_stack(
     async with embedded_postgres(data / "postgres") as pg, temporal_dev_server(
         data, port=temporal_port, ui_port=ui_port, codec_endpoint=codec_endpoint
     ) as temporal:
-        yield Stack(postgres=pg, temporal_address=temporal.address, ui_url=f"http://127.0.0.1:{temporal.ui_port}")
+        yield Stack(postgres=pg, temporal_address=temporal.address, ui_url=f"http://127.0.0.1:{temporal.ui_port}",
+                    master_key=_master_key(data))

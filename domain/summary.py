@@ -20,8 +20,10 @@ def static_summary(intake: ComplaintIntake) -> str:
     return " · ".join(parts)
 
 
-def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+def when(moment: datetime) -> str:
+    """An instant as the jurisdiction's clock shows it, with its offset: ``2026-12-02 23:59 +07:00``."""
+    offset = moment.strftime("%z") or "+0000"
+    return f"{moment:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
 def awaiting(state: Complaint) -> str:
@@ -35,7 +37,7 @@ def awaiting(state: Complaint) -> str:
         case Stage.awaiting_remedy_choice:
             assert state.offer is not None
             ids = ", ".join(o.id for o in state.offer.options)
-            return (f"the customer: choose a remedy ({ids}) by {_when(state.offer.expires_at)}; "
+            return (f"the customer: choose a remedy ({ids}) by {when(state.offer.expires_at)}; "
                     f"option {state.offer.default_option} applies otherwise")
         case Stage.fulfilling_remedy:
             if state.remedy_reference:
@@ -46,11 +48,11 @@ def awaiting(state: Complaint) -> str:
                 return "the system: scheduling the follow-up"
             assert state.choice_offer is not None
             return (f"the customer: stay under the rules or leave without penalty, by "
-                    f"{_when(state.choice_offer.expires_at)} ({state.choice_offer.default_option.value} otherwise)")
+                    f"{when(state.choice_offer.expires_at)} ({state.choice_offer.default_option.value} otherwise)")
         case Stage.awaiting_follow_up:
             assert state.follow_up is not None
-            return (f"the customer: rate their satisfaction (1-5) from {_when(state.follow_up.at)}, "
-                    f"by {_when(state.follow_up.answer_by)}")
+            return (f"the customer: rate their satisfaction (1-5) from {when(state.follow_up.at)}, "
+                    f"by {when(state.follow_up.answer_by)}")
         case Stage.escalated:
             return "a supervisor: decide and close the complaint"
         case Stage.closed:
@@ -66,7 +68,7 @@ def details(state: Complaint) -> str:
     ]
     upcoming = state.next_deadline
     if upcoming is not None and state.is_open:
-        lines.append(f"**Next deadline:** {upcoming.kind.value.replace('_', ' ')} by {_when(upcoming.due_at)} "
+        lines.append(f"**Next deadline:** {upcoming.kind.value.replace('_', ' ')} by {when(upcoming.due_at)} "
                      f"({upcoming.rule})")
     breached = [d.kind.value for d in state.deadlines if d.breached]
     if breached:

@@ -77,8 +77,11 @@ async def _grant(conn: asyncpg.Connection, role: str, password: str | None) -> N
 
 
 def _extra_grants(role: str) -> list[str]:
-    """Grants beyond INSERT and SELECT, each with its reason (added by later migrations)."""
-    return []
+    """Grants beyond INSERT and SELECT, each with its reason."""
+    return [
+        # Erasure (right to be forgotten) destroys a customer's key: the trigger allows nothing else.
+        f"GRANT UPDATE (wrapped_key, erased_at) ON complaint_customer_keys TO {role}",
+    ]
 
 
 def _literal(value: str) -> str:

@@ -27,6 +27,7 @@ from codec import data_converter
 from dev.stack import Postgres, embedded_postgres, venv_bin
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
+from eventlog.keys import MASTER_KEY_ENV, new_master_key
 from eventlog.migrate import migrate
 from workflows.attributes import SEARCH_ATTRIBUTES
 
@@ -34,6 +35,7 @@ HISTORIES = Path(__file__).parent / "histories"
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 logs.configure("WARNING", json=True)
+os.environ.setdefault(MASTER_KEY_ENV, new_master_key())
 # The SDK core warns on every worker that the Java time-skipping server lacks a newer capability; the
 # suite knows, and the line would otherwise interleave with pytest's output.
 Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(

@@ -213,6 +213,7 @@ class ComplaintWorkflow:
             msg.APPEND_EVENTS,
             msg.AppendEvents(
                 complaint_id=state.complaint_id if state else self._intake.complaint_id,
+                customer_id=self._intake.customer.id,
                 head=state.head if state else ChainHead(),
                 occurred_at=workflow.now(),
                 drafts=[Draft.of(event, actor) for event in events],

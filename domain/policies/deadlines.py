@@ -87,7 +87,8 @@ class Rule:
     extension_source: str | None = None
 
     def describe(self) -> str:
-        return f"{self.amount} {self.unit.value.replace('_', ' ')} — {self.source}"
+        unit = self.unit.value.replace("_", " ")
+        return f"{self.amount} {unit.removesuffix('s') if self.amount == 1 else unit} — {self.source}"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from domain import commands as cmd
 from domain.chain import check_chain
 from domain.complaint import Complaint, fold
 from domain.vocabulary import Stage
+from domain.personal import open_payload
 from eventlog import EventStore
+from eventlog.keys import CustomerKeyring, master_key
 from settings import workflow_id
 from workflows.complaint import ComplaintWorkflow, ComplaintWorkflowOptions
 
@@ -65,6 +67,11 @@ class Driver:
         """Wait for the workflow to complete. Through the handle its start returned, the time-skipping server
         skips timers meanwhile."""
         return await self.handles[cid].result()
+
+    async def opened(self, cid: str) -> list[dict[str, Any]]:
+        """Payloads as an authorised reader sees them: personal fields opened with the customer's key."""
+        opener = await CustomerKeyring(self.store.pool, master_key()).opener()  # type: ignore[attr-defined]
+        return [open_payload(r.type, r.payload, cid, r.sequence, opener) for r in await self.store.read(cid)]
 
     async def types(self, cid: str) -> list[str]:
         return [r.type for r in await self.store.read(cid)]

@@ -1,0 +1,116 @@
+"""Personal fields are sealed at rest with the customer's key; destroying the key erases them, and nothing
+else changes: every hash still verifies, the fold is the same."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import asyncpg
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities import messages as msg
+from activities.eventlog import EventLogActivities
+from domain import decide
+from domain.chain import ChainHead, Draft, check_chain
+from domain.complaint import fold
+from domain.intake import ComplaintIntake
+from domain.personal import ERASED, is_sealed, open_payload
+from eventlog import PostgresEventStore
+from eventlog.keys import CustomerKeyring, SealedFieldError, master_key
+from tests.eventlog.contract import new_id
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+SECRET_NAME = "Siti Rahmawati-Unique"
+
+
+def intake(cid: str, customer: str = "cust-sealed") -> ComplaintIntake:
+    return ComplaintIntake.model_validate({
+        "complaint_id": cid, "customer": {"id": customer, "name": SECRET_NAME},
+        "contact": {"email": "siti.unique@example.co.id", "handle": "@siti"}, "channel": "social",
+        "subject": {"kind": "order", "title": "Late delivery", "reference": "8812"},
+        "description": "Pesanan saya belum datang; alamat saya Jl. Mawar 12.", "severity": "high",
+        "jurisdiction": "ID", "occurred_at": "2026-11-20T09:00:00Z",
+    })
+
+
+def request(cid: str, customer: str = "cust-sealed") -> msg.AppendEvents:
+    events = decide.receive(intake(cid, customer), NOW, None)
+    return msg.AppendEvents(complaint_id=cid, customer_id=customer, head=ChainHead(), occurred_at=NOW,
+                            drafts=[Draft.of(e, "system") for e in events])
+
+
+@pytest.fixture
+def keyring(app_pool: asyncpg.Pool) -> CustomerKeyring:
+    return CustomerKeyring(app_pool, master_key())
+
+
+async def test_personal_fields_are_stored_sealed_and_open_with_the_customers_key(
+    store: PostgresEventStore, keyring: CustomerKeyring, admin: asyncpg.Connection
+) -> None:
+    cid = new_id()
+    appended = await ActivityEnvironment().run(EventLogActivities(store, keyring).append_events, request(cid))
+    received = appended.records[0]
+    for field in ("customer_name", "contact_email", "contact_handle", "description"):
+        assert is_sealed(received.payload[field]), field
+    assert received.payload["customer_id"] == "cust-sealed" and received.payload["subject_title"] == "Late delivery"
+    # Check nothing personal is readable in the database, even to its superuser.
+    dump = await admin.fetchval("SELECT string_agg(payload::text, ' ') FROM complaint_events WHERE complaint_id = $1",
+                                cid)
+    assert SECRET_NAME not in dump and "siti.unique@example.co.id" not in dump and "Mawar" not in dump
+    opener = await keyring.opener()
+    opened = open_payload(received.type, received.payload, cid, 1, opener)
+    assert opened["customer_name"] == SECRET_NAME and opened["contact_email"] == "siti.unique@example.co.id"
+
+
+async def test_a_retried_append_seals_to_the_same_bytes_and_writes_nothing(
+    store: PostgresEventStore, keyring: CustomerKeyring
+) -> None:
+    cid = new_id()
+    activities = EventLogActivities(store, keyring)
+    first = await ActivityEnvironment().run(activities.append_events, request(cid))
+    again = await ActivityEnvironment().run(activities.append_events, request(cid))
+    assert [r.hash for r in again.records] == [r.hash for r in first.records]
+    assert len(await store.read(cid)) == len(first.records)
+
+
+async def test_erasing_a_customer_keeps_the_chain_and_the_fold(
+    store: PostgresEventStore, keyring: CustomerKeyring
+) -> None:
+    cid, customer = new_id(), f"cust-{new_id()}"
+    await ActivityEnvironment().run(EventLogActivities(store, keyring).append_events, request(cid, customer))
+    before = await store.read(cid)
+    assert await keyring.erase(customer) == 1
+    after = await store.read(cid)
+    assert after == before  # the log itself is untouched
+    _, breaks = check_chain(cid, after)
+    assert breaks == []
+    assert fold(after) == fold(before)
+    opened = open_payload(after[0].type, after[0].payload, cid, 1, await keyring.opener())
+    assert opened["customer_name"] == ERASED and opened["description"] == ERASED
+    assert opened["subject_title"] == "Late delivery"
+    assert await keyring.erase(customer) == 0  # erasing twice destroys nothing more
+
+
+async def test_a_destroyed_key_cannot_be_restored_even_by_the_owner(
+    keyring: CustomerKeyring, admin: asyncpg.Connection
+) -> None:
+    customer = f"cust-{new_id()}"
+    key = await keyring.key_for(customer)
+    await keyring.erase(customer)
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await admin.execute("UPDATE complaint_customer_keys SET wrapped_key = '\\x00', erased_at = NULL "
+                            "WHERE key_id = $1", key.key_id)
+    # A later complaint from the same customer gets a new key, not the old one back.
+    assert (await keyring.key_for(customer)).key_id != key.key_id
+
+
+async def test_a_sealed_value_moved_to_another_place_does_not_open(
+    store: PostgresEventStore, keyring: CustomerKeyring
+) -> None:
+    cid = new_id()
+    appended = await ActivityEnvironment().run(EventLogActivities(store, keyring).append_events, request(cid))
+    token = appended.records[0].payload["description"]
+    opener = await keyring.opener()
+    with pytest.raises(SealedFieldError):
+        opener.open(token, f"{cid}/1/ComplaintReceived/customer_name".encode())
