@@ -60,6 +60,20 @@ def add(start: datetime, amount: int, unit: Unit, calendar: Calendar) -> datetim
     return _end_of(day, calendar.zone)
 
 
+def business_days_between(start: datetime, end: datetime, calendar: Calendar) -> int:
+    """Business days from ``start`` to ``end``, counted as deadlines count them: the days after the start's
+    local date, up to and including the end's (0 on the same day; negative if ``end`` is earlier)."""
+    first, last = start.astimezone(calendar.zone).date(), end.astimezone(calendar.zone).date()
+    if last < first:
+        return -business_days_between(end, start, calendar)
+    count, day = 0, first
+    while day < last:
+        day += timedelta(days=1)
+        if calendar.is_business_day(day):
+            count += 1
+    return count
+
+
 def back(due: datetime, amount: int, unit: Unit, calendar: Calendar) -> datetime:
     """``amount`` days before ``due`` (business days skip weekends and holidays): when to warn."""
     moment = due.astimezone(calendar.zone)
