@@ -1,23 +1,20 @@
-"""``complaints``: submit and drive complaints, run the embedded stack, audit the log.
+"""complaints: submit and drive complaints, run the embedded stack, audit the log.
 
 Exit codes: 0 done; 1 something failed or was not found; 2 input refused (nothing was started or recorded).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 import logs
 import starter
-from codec import connect_temporal
+from cli.common import By, ComplaintArg, console, print_state, read_input, run
+from cli.common import client as temporal_client
 from domain import commands as cmd
 from settings import Settings
 
@@ -27,60 +24,11 @@ dev_app = typer.Typer(no_args_is_help=True, help="The embedded stack (PostgreSQL
 app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
 
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-
-ComplaintArg = Annotated[str, typer.Argument(help="The complaint's id (its workflow is complaint-<id>).")]
-By = Annotated[str | None, typer.Option("--by", help="Who decides, e.g. agent:ana.")]
-
 
 @app.callback()
 def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG.")] = False) -> None:
     logs.configure("DEBUG" if verbose else "WARNING")
 
-
-def run(work: Awaitable[T] | Callable[[], T]) -> T:
-    """Run a command (a coroutine, or a plain callable); map the project's errors to messages and exit codes."""
-    try:
-        if callable(work):
-            return work()
-        return asyncio.run(work)  # type: ignore[arg-type]
-    except starter.InvalidInput as error:
-        err.print(f"[red]refused:[/red] invalid {error.what}")
-        for e in error.errors:
-            err.print(f"  [bold]{e.field}[/bold]: {e.reason}")
-        raise typer.Exit(2) from None
-    except starter.DecisionRefused as error:
-        err.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(2) from None
-    except starter.NotFound as error:
-        err.print(f"[red]not found:[/red] {error}")
-        raise typer.Exit(1) from None
-
-
-async def _client(settings: Settings | None = None) -> Any:
-    settings = settings or Settings()
-    return await connect_temporal(settings.temporal_address, settings.temporal_namespace)
-
-
-def _read(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        err.print(f"[red]cannot read {path}:[/red] {error.strerror}")
-        raise typer.Exit(2) from None
-
-
-def _print_state(state: Any, as_json: bool) -> None:
-    from cli.render import print_complaint
-
-    if as_json:
-        console.print_json(state.model_dump_json())
-    else:
-        print_complaint(console, state)
 
 
 # --- complaints ---------------------------------------------------------------------------------------------
@@ -92,10 +40,10 @@ def submit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Start a complaint's workflow. Submitting the same complaint id again returns the existing one."""
-    intake = run(lambda: starter.parse_intake(_read(file)))
+    intake = run(lambda: starter.parse_intake(read_input(file)))
 
     async def go() -> starter.Submission:
-        return await starter.submit(await _client(), intake)
+        return await starter.submit(await temporal_client(), intake)
 
     result = run(go())
     if as_json:
@@ -109,9 +57,9 @@ def _send(complaint_id: str, name: str, fields: dict[str, Any], as_json: bool = 
     command = run(lambda: starter.parse_command(name, {k: v for k, v in fields.items() if v is not None}))
 
     async def go() -> Any:
-        return await starter.send(await _client(), complaint_id, name, command)
+        return await starter.send(await temporal_client(), complaint_id, name, command)
 
-    _print_state(run(go()), as_json)
+    print_state(run(go()), as_json)
 
 
 @app.command()
@@ -269,13 +217,13 @@ def update(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Send any decision as raw JSON (the same contract a backend or the temporal CLI uses)."""
-    raw = _read(data[1:]) if data.startswith("@") else _read("-") if data == "-" else data.encode()
+    raw = read_input(data[1:]) if data.startswith("@") else read_input("-") if data == "-" else data.encode()
     command = run(lambda: starter.parse_command(name, raw))
 
     async def go() -> Any:
-        return await starter.send(await _client(), complaint_id, name, command)
+        return await starter.send(await temporal_client(), complaint_id, name, command)
 
-    _print_state(run(go()), as_json)
+    print_state(run(go()), as_json)
 
 
 @app.command()
@@ -286,9 +234,9 @@ def status(
     """Where a complaint stands: the same details as the Temporal UI, with deadlines and chain head."""
 
     async def go() -> Any:
-        return await starter.status(await _client(), complaint_id)
+        return await starter.status(await temporal_client(), complaint_id)
 
-    _print_state(run(go()), as_json)
+    print_state(run(go()), as_json)
 
 
 # --- database and embedded stack ----------------------------------------------------------------------------
@@ -333,6 +281,13 @@ def demo(
     ok = run(run_demo(console, data_dir, out))
     raise typer.Exit(0 if ok else 1)
 
+
+from cli import audit as _audit  # noqa: E402  (the auditor's commands, kept in their own module)
+
+app.command("verify")(_audit.verify)
+app.command("export")(_audit.export)
+app.command("seal")(_audit.seal)
+app.command("erase-customer")(_audit.erase_customer)
 
 if __name__ == "__main__":
     app()

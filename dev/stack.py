@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import asyncpg
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+from audit.checkpoints import PUBLIC_KEY_ENV, SEAL_KEY_ENV, new_seal_key, public_key_of, signing_key
 from eventlog.keys import MASTER_KEY_ENV, new_master_key
 from logs import get_logger
 from workflows.attributes import SEARCH_ATTRIBUTES
@@ -74,26 +75,35 @@ class Stack:
     temporal_address: str
     ui_url: str
     master_key: str
+    seal_key: str
     namespace: str = "default"
 
+    def environment(self) -> dict[str, str]:
+        """What a process needs to use the stack: the CLI, a second worker, an auditor."""
+        return {
+            "TEMPORAL_ADDRESS": self.temporal_address,
+            "DATABASE_URL": self.postgres.app_url,
+            "DATABASE_ADMIN_URL": self.postgres.admin_url,
+            MASTER_KEY_ENV: self.master_key,
+            SEAL_KEY_ENV: self.seal_key,
+            PUBLIC_KEY_ENV: public_key_of(signing_key(self.seal_key)),
+        }
+
     def exports(self) -> str:
-        return (f"export TEMPORAL_ADDRESS={self.temporal_address} "
-                f"DATABASE_URL='{self.postgres.app_url}' DATABASE_ADMIN_URL='{self.postgres.admin_url}' "
-                f"{MASTER_KEY_ENV}={self.master_key}")
+        return "export " + " ".join(f"{k}='{v}'" for k, v in self.environment().items())
 
     def use(self) -> None:
         """Point this process at the stack (the CLI commands it runs read the environment)."""
-        os.environ.update(TEMPORAL_ADDRESS=self.temporal_address, DATABASE_URL=self.postgres.app_url,
-                          DATABASE_ADMIN_URL=self.postgres.admin_url)
-        os.environ[MASTER_KEY_ENV] = self.master_key
+        os.environ.update(self.environment())
 
 
-def _master_key(data: Path) -> str:
-    """The embedded stack's master key, made once and kept beside its data (a real deployment keeps it in a
-    secret store: without it no personal field in the log opens)."""
-    path = data / "master.key"
+def _secret(data: Path, name: str, make: Callable[[], str]) -> str:
+    """A secret of the embedded stack, made once and kept beside its data. A real deployment keeps its
+    master key and seal key in a secret store: without the first no personal field opens, and whoever holds
+    the second can sign checkpoints."""
+    path = data / name
     if not path.exists():
-        path.write_text(new_master_key())
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -261,4 +271,5 @@ async def embedded_stack(
         data, port=temporal_port, ui_port=ui_port, codec_endpoint=codec_endpoint
     ) as temporal:
         yield Stack(postgres=pg, temporal_address=temporal.address, ui_url=f"http://127.0.0.1:{temporal.ui_port}",
-                    master_key=_master_key(data))
+                    master_key=_secret(data, "master.key", new_master_key),
+                    seal_key=_secret(data, "seal.key", new_seal_key))

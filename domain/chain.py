@@ -176,28 +176,45 @@ class Break(BaseModel):
         return f"{self.complaint_id} #{self.sequence}: {self.kind}: {self.detail}"
 
 
-def check_chain(complaint_id: str, records: Iterable[Recorded]) -> tuple[ChainHead, list[Break]]:
-    """Walk a complaint's records in stored order: gapless from 1, every hash recomputed, every link held.
-    Returns the head reached and every break found (empty when the chain verifies)."""
-    breaks: list[Break] = []
-    head = ChainHead()
-    expected = 1
-    for record in records:
-        if record.complaint_id != complaint_id:
-            breaks.append(Break(complaint_id=complaint_id, sequence=record.sequence, kind="foreign_event",
-                                detail=f"belongs to {record.complaint_id}"))
-            continue
+class ChainWalker:
+    """Checks one complaint's records one at a time, in stored order: gapless from 1, every hash
+    recomputed, every link held. Holds only the head, so a whole log can be walked by global position."""
+
+    def __init__(self, complaint_id: str) -> None:
+        self.complaint_id = complaint_id
+        self.head = ChainHead()
+        self.events = 0
+        self.breaks: list[Break] = []
+
+    def _break(self, sequence: int, kind: str, detail: str) -> None:
+        self.breaks.append(Break(complaint_id=self.complaint_id, sequence=sequence, kind=kind, detail=detail))
+
+    def step(self, record: Recorded) -> None:
+        self.events += 1
+        if record.complaint_id != self.complaint_id:
+            self._break(record.sequence, "foreign_event", f"belongs to {record.complaint_id}")
+            return
+        expected = self.head.sequence + 1
         if record.sequence != expected:
             kind = "gap" if record.sequence > expected else "out_of_order"
-            breaks.append(Break(complaint_id=complaint_id, sequence=record.sequence, kind=kind,
-                                detail=f"expected sequence {expected}"))
-        if record.prev_hash != head.hash:
-            breaks.append(Break(complaint_id=complaint_id, sequence=record.sequence, kind="broken_link",
-                                detail=f"prev_hash {record.prev_hash[:12]} does not match {head.hash[:12]}"))
-        actual = record.computed_hash()
-        if actual != record.hash:
-            breaks.append(Break(complaint_id=complaint_id, sequence=record.sequence, kind="hash_mismatch",
-                                detail=f"stored {record.hash[:12]}, recomputed {actual[:12]}"))
-        head = record.head
-        expected = record.sequence + 1
-    return head, breaks
+            self._break(record.sequence, kind, f"expected sequence {expected}")
+        if record.prev_hash != self.head.hash:
+            self._break(record.sequence, "broken_link",
+                        f"prev_hash {record.prev_hash[:12]} does not match {self.head.hash[:12]}")
+        try:
+            actual = record.computed_hash()
+        except (ValueError, TypeError) as error:  # a hash that is not hex, a time without a zone...
+            self._break(record.sequence, "malformed_row", str(error))
+        else:
+            if actual != record.hash:
+                self._break(record.sequence, "hash_mismatch", f"stored {record.hash[:12]}, recomputed {actual[:12]}")
+        self.head = record.head
+
+
+def check_chain(complaint_id: str, records: Iterable[Recorded]) -> tuple[ChainHead, list[Break]]:
+    """Walk a complaint's records in stored order. Returns the head reached and every break found (empty
+    when the chain verifies)."""
+    walker = ChainWalker(complaint_id)
+    for record in records:
+        walker.step(record)
+    return walker.head, walker.breaks

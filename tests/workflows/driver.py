@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 import starter
 from domain import commands as cmd
+from audit.verify import Verifier
 from domain.chain import check_chain
 from domain.complaint import Complaint, fold
 from domain.vocabulary import Stage
@@ -86,6 +87,9 @@ class Driver:
         assert folded is not None
         assert folded.model_dump(mode="json") == reported.model_dump(mode="json")
         assert reported.head == head
+        # And the auditor's verify agrees: record by record against the history, and the history replays.
+        verification = await Verifier(self.store, self.client).verify([cid])  # type: ignore[arg-type]
+        assert verification.ok, verification.breaks
         return reported
 
     async def history_length(self, cid: str) -> int:

@@ -1,0 +1,176 @@
+"""The auditor's commands: verify, export, seal, erase-customer (timeline and report beside them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from audit import bundle as bundles
+from audit import checkpoints as cp
+from audit.verify import Verification, Verifier
+from cli.common import client, console, err, read_input, run
+from eventlog import PostgresEventStore
+from eventlog.connect import create_pool
+from settings import Settings
+
+
+@asynccontextmanager
+async def log_pool() -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(Settings().require_database(), min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _published(path: Path | None) -> list[cp.Checkpoint]:
+    """Published checkpoints: one JSON object per line, as `complaints seal` prints them."""
+    if path is None:
+        return []
+    lines = [line for line in read_input(str(path)).decode().splitlines() if line.strip()]
+    return [cp.Checkpoint.model_validate_json(line) for line in lines]
+
+
+def _print_breaks(result: Verification | bundles.BundleCheck) -> None:
+    table = Table(title="Breaks", show_lines=False)
+    for column in ("complaint", "sequence", "kind", "detail"):
+        table.add_column(column)
+    for b in result.breaks:
+        table.add_row(b.complaint_id, str(b.sequence) if b.sequence else "-", f"[red]{b.kind}[/red]", b.detail)
+    console.print(table)
+
+
+def verify(
+    complaint_ids: Annotated[list[str] | None, typer.Argument(help="Complaints to verify.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every complaint in the log or in Temporal, and every "
+                                                      "checkpoint.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="The result as JSON.")] = False,
+    bundle: Annotated[Path | None, typer.Option(help="Verify an exported bundle offline (no server).")] = None,
+    checkpoints: Annotated[Path | None, typer.Option(help="Published checkpoints (JSON lines) that the log "
+                                                          "must still extend.")] = None,
+    public_key: Annotated[str | None, typer.Option(help="The trusted seal public key (default: "
+                                                        f"${cp.PUBLIC_KEY_ENV}).")] = None,
+    log_only: Annotated[bool, typer.Option("--log-only", help="Chains and checkpoints only, without "
+                                                             "Temporal as the second witness.")] = False,
+) -> None:
+    """Prove complaints' histories: chain, log against workflow, replay, both witnesses, checkpoints.
+    Exit 1 when anything breaks."""
+    import os
+
+    trusted = public_key or os.environ.get(cp.PUBLIC_KEY_ENV)
+    if bundle is not None:
+        checked = bundles.verify(read_input(str(bundle)), trusted)
+        if as_json:
+            console.print_json(json.dumps({"ok": checked.ok, "complaint_id": checked.complaint_id,
+                                           "events": checked.events, "sealed_upto": checked.sealed_upto,
+                                           "breaks": [b.model_dump() for b in checked.breaks]}))
+        elif checked.ok:
+            console.print(f"[green]verified[/green] bundle of {checked.complaint_id}: {checked.events} events, "
+                          f"sealed up to #{checked.sealed_upto}")
+        else:
+            _print_breaks(checked)
+        raise typer.Exit(0 if checked.ok else 1)
+    if not all_ and not complaint_ids:
+        err.print("name complaints, or --all, or --bundle FILE")
+        raise typer.Exit(2)
+
+    async def go() -> Verification:
+        async with log_pool() as pool:
+            temporal = None if log_only else await client()
+            verifier = Verifier(PostgresEventStore(pool), temporal, _published(checkpoints), trusted)
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err, disable=as_json) as progress:
+                tasks: dict[str, Any] = {}
+
+                def total(kind: str, n: int) -> None:
+                    label = "chains (events)" if kind == "events" else "witnesses (complaints)"
+                    tasks[kind] = progress.add_task(label, total=n)
+
+                return await verifier.verify(
+                    None if all_ else list(complaint_ids or []),
+                    progress_events=lambda n: progress.advance(tasks["events"], n) if "events" in tasks else None,
+                    progress_complaints=lambda n: progress.advance(tasks["complaints"], n)
+                    if "complaints" in tasks else None,
+                    on_total=total,
+                )
+
+    result = run(go())
+    if as_json:
+        console.print_json(json.dumps(result.as_json()))
+    else:
+        if result.breaks:
+            _print_breaks(result)
+        rate = f"{result.events / result.seconds:,.0f} events/s" if result.seconds else ""
+        verdict = "[green]all verified[/green]" if result.ok else f"[red]{len(result.breaks)} break(s)[/red]"
+        console.print(f"{verdict}: {len(result.by_complaint)} complaints, {result.events} events, "
+                      f"{result.checkpoints} checkpoints, {result.seconds:.2f} s ({rate})")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def export(
+    complaint_id: Annotated[str, typer.Argument(help="The complaint to export.")],
+    bundle: Annotated[Path, typer.Option(help="Where to write the bundle (JSON).")],
+) -> None:
+    """Write a complaint's events with the newest checkpoint covering them and a proof of its head."""
+
+    async def go() -> bundles.Bundle:
+        async with log_pool() as pool:
+            return await bundles.export(pool, complaint_id)
+
+    try:
+        written = run(go())
+    except LookupError as error:
+        err.print(f"[red]not found:[/red] {error}")
+        raise typer.Exit(1) from None
+    bundle.write_bytes(written.to_bytes())
+    sealed = f"sealed up to #{written.proof.sequence} at position {written.checkpoint.position}" \
+        if written.checkpoint and written.proof else "[yellow]not covered by any checkpoint: run `complaints seal`[/yellow]"
+    console.print(f"wrote {bundle}: {len(written.events)} events of {complaint_id}, {sealed}")
+
+
+def seal(
+    public_key: Annotated[bool, typer.Option("--public-key", help="Only print the public key auditors verify "
+                                                                  "with.")] = False,
+) -> None:
+    """Sign a checkpoint of the whole log (COMPLAINTS_SEAL_KEY), store it, and print it for publishing."""
+    key = cp.signing_key()
+    if public_key:
+        console.print(cp.public_key_of(key), highlight=False)
+        return
+
+    async def go() -> cp.Checkpoint:
+        async with log_pool() as pool:
+            return await cp.seal(pool, key)
+
+    checkpoint = run(go())
+    err.print(f"sealed position {checkpoint.position}: {checkpoint.events} events of {checkpoint.complaints} "
+              "complaints. Publish the line below somewhere the database's administrators cannot change:")
+    print(checkpoint.model_dump_json())
+
+
+def erase_customer(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id (never a name).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Right to erasure (UU PDP, GDPR): destroy the customer's keys. Their personal fields become
+    unreadable for good; every chain, fold and report figure stays as it was."""
+    from eventlog.keys import CustomerKeyring, master_key
+
+    if not yes:
+        typer.confirm(f"Destroy every key of customer {customer_id}? This cannot be undone.", abort=True)
+
+    async def go() -> int:
+        async with log_pool() as pool:
+            return await CustomerKeyring(pool, master_key()).erase(customer_id)
+
+    destroyed = run(go())
+    console.print(f"customer {customer_id}: {destroyed} key(s) destroyed" if destroyed
+                  else f"customer {customer_id}: no live key (never seen, or already erased)")
