@@ -193,3 +193,61 @@ async def status(client: Client, complaint_id: str) -> Complaint:
     if state is None:
         raise NotFound(f"complaint {complaint_id!r} is not recorded yet")
     return state
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A complaint as Temporal's visibility shows it (search attributes only: no personal data)."""
+
+    complaint_id: str
+    status: str | None
+    channel: str | None
+    severity: str | None
+    verdict: str | None
+    root_cause: str | None
+    customer_id: str | None
+    jurisdiction: str | None
+    sla_due_at: datetime | None
+    sla_breached: bool | None
+    started_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def list_query(*, status: str | None = None, breaching: bool = False, customer: str | None = None,
+               task_queue: str = TASK_QUEUE) -> str:
+    """The visibility query behind `complaints list` (also usable in the Temporal UI's search box)."""
+    parts = ['WorkflowType = "ComplaintWorkflow"', f"TaskQueue = {_quote(task_queue)}",
+             'ExecutionStatus != "ContinuedAsNew"']
+    if status:
+        parts.append(f"ComplaintStatus = {_quote(status)}")
+    if breaching:
+        parts.append("SlaBreached = true")
+    if customer:
+        parts.append(f"CustomerId = {_quote(customer)}")
+    return " AND ".join(parts)
+
+
+async def find(client: Client, query: str, limit: int = 200) -> list[Listed]:
+    """Complaints matching a visibility query, newest first."""
+    from workflows import attributes as sa
+
+    found = []
+    async for execution in client.list_workflows(query, limit=limit):
+        cid = complaint_id_of(execution.id)
+        if cid is None:
+            continue
+        attrs = execution.typed_search_attributes
+        found.append(Listed(
+            complaint_id=cid, status=attrs.get(sa.COMPLAINT_STATUS), channel=attrs.get(sa.COMPLAINT_CHANNEL),
+            severity=attrs.get(sa.COMPLAINT_SEVERITY), verdict=attrs.get(sa.COMPLAINT_VERDICT),
+            root_cause=attrs.get(sa.COMPLAINT_ROOT_CAUSE), customer_id=attrs.get(sa.CUSTOMER_ID),
+            jurisdiction=attrs.get(sa.JURISDICTION), sla_due_at=attrs.get(sa.SLA_DUE_AT),
+            sla_breached=attrs.get(sa.SLA_BREACHED), started_at=execution.start_time,
+        ))
+    return found

@@ -13,7 +13,7 @@ import typer
 
 import logs
 import starter
-from cli.common import By, ComplaintArg, console, print_state, read_input, run
+from cli.common import By, ComplaintArg, console, err, print_state, read_input, run
 from cli.common import client as temporal_client
 from domain import commands as cmd
 from settings import Settings
@@ -237,6 +237,55 @@ def status(
         return await starter.status(await temporal_client(), complaint_id)
 
     print_state(run(go()), as_json)
+
+
+@app.command("list")
+def list_complaints(
+    status: Annotated[str | None, typer.Option(help="Only this stage, e.g. awaiting_assessment or closed.")] = None,
+    breaching: Annotated[bool, typer.Option("--breaching", help="Only those with a breached deadline.")] = False,
+    customer: Annotated[str | None, typer.Option(help="Only this customer's (an id).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Complaints from Temporal's visibility (the same search attributes as the UI's columns)."""
+    from rich.table import Table
+
+    from domain.summary import when
+
+    query = starter.list_query(status=status, breaching=breaching, customer=customer,
+                               task_queue=Settings().task_queue)
+
+    async def go() -> list[starter.Listed]:
+        return await starter.find(await temporal_client(), query, limit)
+
+    found = run(go())
+    if as_json:
+        console.print_json(json.dumps([f.as_dict() for f in found]))
+        return
+    table = Table(title=f"{len(found)} complaint(s)", caption=query, caption_justify="left")
+    for column in ("complaint", "status", "channel", "severity", "verdict", "root cause", "customer",
+                   "jurisdiction", "SLA due", "breached"):
+        table.add_column(column)
+    for f in found:
+        table.add_row(f.complaint_id, f.status or "", f.channel or "", f.severity or "", f.verdict or "",
+                      f.root_cause or "", f.customer_id or "", f.jurisdiction or "",
+                      when(f.sla_due_at) if f.sla_due_at else "", "[red]yes[/red]" if f.sla_breached else "no")
+    console.print(table)
+
+
+@app.command()
+def schema(
+    name: Annotated[str | None, typer.Argument(help="Only this one: intake, or an update's name.")] = None,
+) -> None:
+    """JSON Schemas of the contract: the intake (workflow input) and every update's argument."""
+    from domain.intake import ComplaintIntake
+
+    schemas: dict[str, Any] = {"intake": ComplaintIntake.model_json_schema()}
+    schemas.update({update: model.model_json_schema() for update, model in cmd.COMMANDS.items()})
+    if name is not None and name not in schemas:
+        err.print(f"no schema {name!r}; known: {', '.join(schemas)}")
+        raise typer.Exit(2)
+    print(json.dumps(schemas[name] if name else schemas, indent=2, ensure_ascii=False))
 
 
 # --- database and embedded stack ----------------------------------------------------------------------------

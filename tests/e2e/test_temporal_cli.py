@@ -1,0 +1,91 @@
+"""Any backend can drive a complaint with plain JSON: here, Temporal's own CLI, exactly as the README shows,
+against a real dev server and a real worker. Malformed input fails at once, naming the fields."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from dev.stack import venv_bin
+from domain.vocabulary import Stage
+from eventlog import PostgresEventStore
+from settings import TASK_QUEUE
+from tests.workflows.driver import Driver
+from worker import build_worker
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+@pytest.fixture
+async def drive(dev_server: WorkflowEnvironment, app_pool: asyncpg.Pool, store: PostgresEventStore
+                ) -> AsyncIterator[Driver]:
+    async with build_worker(dev_server.client, app_pool, TASK_QUEUE):  # the README's task queue
+        yield Driver(dev_server.client, store, TASK_QUEUE)
+
+
+def temporal(drive: Driver, *args: str) -> subprocess.CompletedProcess[str]:
+    address = drive.client.service_client.config.target_host
+    return subprocess.run([str(venv_bin("temporal")), *args, "--address", address], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+
+
+async def temporal_async(drive: Driver, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(temporal, drive, *args)
+
+
+async def test_the_temporal_cli_starts_and_drives_a_complaint_from_the_examples(drive: Driver) -> None:
+    cid = json.loads((ROOT / "examples/late-delivery.json").read_text())["complaint_id"]
+    started = await temporal_async(drive, "workflow", "start", "--type", "ComplaintWorkflow", "--task-queue",
+                                   "complaints", "--workflow-id", f"complaint-{cid}",
+                                   "--input-file", "examples/late-delivery.json")
+    assert started.returncode == 0, started.stderr
+    for name in ("move_offline", "log_message", "assess", "choose_remedy"):
+        done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
+                                    "--name", name, "--input-file", f"examples/updates/{name}.json")
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+    await drive.stage(cid, Stage.awaiting_follow_up)
+    done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
+                                "--name", "record_follow_up", "--input-file", "examples/updates/record_follow_up.json")
+    assert done.returncode == 0, done.stderr
+    result = await temporal_async(drive, "workflow", "result", "--workflow-id", f"complaint-{cid}", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert '"closed"' in result.stdout and '"resolved"' in result.stdout
+    assert (await drive.types(cid))[:2] == ["ComplaintReceived", "SlaDeadlinesSet"]
+    await drive.witnesses_agree(cid)
+
+
+async def test_a_malformed_start_fails_at_once_naming_the_fields_and_writes_nothing(drive: Driver) -> None:
+    wid = "complaint-BAD-CLI-1"
+    started = await temporal_async(drive, "workflow", "start", "--type", "ComplaintWorkflow", "--task-queue",
+                                   "complaints", "--workflow-id", wid,
+                                   "--input", json.dumps({"complaint_id": "BAD-CLI-1", "channel": "fax"}))
+    assert started.returncode == 0, started.stderr  # the server accepts any JSON; the workflow refuses it
+    result = await temporal_async(drive, "workflow", "result", "--workflow-id", wid)
+    assert result.returncode != 0
+    shown = result.stdout + result.stderr
+    assert "invalid intake" in shown and "customer: Field required" in shown and "channel" in shown
+    history = await drive.client.get_workflow_handle(wid).fetch_history()
+    types = [e.event_type for e in history.events]
+    assert types[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in types  # failed at once, not retried forever
+    assert await drive.store.read("BAD-CLI-1") == []
+
+
+async def test_a_malformed_update_from_the_temporal_cli_is_refused_by_name(drive: Driver, intake_data: object
+                                                                           ) -> None:
+    cid = await drive.submit(intake_data())  # type: ignore[operator]
+    before = await drive.history_length(cid)
+    done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
+                                "--name", "assess", "--input", json.dumps({"verdict": "maybe"}))
+    assert done.returncode != 0
+    shown = done.stdout + done.stderr
+    assert "verdict" in shown and "root_cause" in shown and "findings" in shown
+    assert await drive.history_length(cid) == before
