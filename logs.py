@@ -19,6 +19,7 @@ from settings import complaint_id_of
 _TEMPORAL_KEYS = {
     "workflow_id": "workflow_id",
     "run_id": "run_id",
+    "workflow_run_id": "run_id",
     "workflow_type": "workflow_type",
     "update_name": "update",
     "update_id": "update_id",
@@ -36,7 +37,7 @@ def _temporal_context(logger: Any, method: str, event: dict[str, Any]) -> dict[s
             for key, name in _TEMPORAL_KEYS.items():
                 if key in details and name not in event:
                     event[name] = details[key]
-    for key in ("complaint_id",):
+    for key in ("complaint_id", "stage", "sequence", "verdict", "reason"):
         value = getattr(record, key, None) if record is not None else None
         if value is not None:
             event.setdefault(key, value)

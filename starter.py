@@ -15,6 +15,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -123,7 +124,8 @@ async def submit(
             static_details=f"Complaint **{intake.complaint_id}**, {intake.jurisdiction.value} rules.",
         )
     except WorkflowAlreadyStartedError as already:
-        log.info("complaint already submitted", complaint_id=intake.complaint_id, workflow_id=wid)
+        log.info("complaint already submitted", complaint_id=intake.complaint_id, workflow_id=wid,
+                 run_id=already.run_id)
         return Submission(intake.complaint_id, wid, already.run_id, created=False)
     log.info("complaint submitted", complaint_id=intake.complaint_id, workflow_id=wid,
              run_id=handle.first_execution_run_id)
@@ -150,7 +152,9 @@ async def send(client: Client, complaint_id: str, name: str, command: cmd.Comman
     """Send a decision (an update) and return the complaint as it stands once its events are in the log."""
     handle = handle_for(client, complaint_id)
     try:
-        result: Complaint = await handle.execute_update(name, command, result_type=Complaint)
+        update = await handle.start_update(name, command, result_type=Complaint,
+                                           wait_for_stage=WorkflowUpdateStage.COMPLETED)
+        result: Complaint = await update.result()
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         if isinstance(cause, ApplicationError):
@@ -163,8 +167,8 @@ async def send(client: Client, complaint_id: str, name: str, command: cmd.Comman
             raise DecisionRefused(f"complaint {complaint_id} is closed ({execution.name.lower()})",
                                   "ComplaintClosed") from None
         raise
-    log.info("decision recorded", complaint_id=complaint_id, update=name, stage=result.stage.value,
-             sequence=result.head.sequence)
+    log.info("decision recorded", complaint_id=complaint_id, workflow_id=handle.id, run_id=update.workflow_run_id,
+             update=name, stage=result.stage.value, sequence=result.head.sequence)
     return result
 
 

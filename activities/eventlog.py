@@ -53,6 +53,6 @@ class EventLogActivities:
             # One line, no traceback: the retry policy waits the outage out, and the next attempt says more.
             log.warning("event log unavailable; will retry", attempt=info.attempt, error=str(error)[:200])
             raise ApplicationError("event log unavailable", type="EventLogUnavailable") from None
-        if written < len(records):
-            log.info("append retried: already stored", events=len(records), new=written)
+        log.info("events appended" if written == len(records) else "append retried: already stored",
+                 types=[r.type for r in records], new=written, sequence=records[-1].sequence)
         return msg.Appended(records=records)

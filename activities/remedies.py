@@ -9,6 +9,9 @@ from temporalio import activity
 
 from activities import messages as msg
 from domain.policies.remedies import Catalogue
+from logs import get_logger
+
+log = get_logger(__name__)
 
 
 @activity.defn(name=msg.QUOTE_REMEDIES)
@@ -54,4 +57,5 @@ class RemedyLedger:
                     "SELECT reference FROM complaint_remedy_fulfilments WHERE complaint_id = $1 AND option_id = $2",
                     request.complaint_id, option.id,
                 )
+        log.info("remedy ordered", option=option.id, kind=option.kind.value, reference=stored)
         return msg.FulfilmentReceipt(reference=stored)

@@ -108,7 +108,7 @@ class ComplaintWorkflow:
                 break
             if self._history_is_long():
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked())
-                workflow.logger.info("continuing as new", extra={"sequence": state.head.sequence})
+                workflow.logger.info("continuing as new", extra=self._log_fields())
                 options = self._options.model_copy(update={"resume": self._current()})
                 workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=self._intake, options=options)))
             await self._sleep_until_something_changes()
@@ -139,7 +139,7 @@ class ComplaintWorkflow:
             sla = decide.SlaSchedule(policy=schedule.policy, calendar=schedule.calendar,
                                      deadlines=schedule.deadlines)
             await self._record(decide.receive(intake, now, sla), SYSTEM)
-        workflow.logger.info("complaint received", extra={"stage": self._current().stage.value})
+        workflow.logger.info("complaint received", extra=self._log_fields())
 
     async def _act_on_clock_and_work(self) -> None:
         """Whatever is due now: warnings, breaches, expired offers, then fulfilment and follow-up planning."""
@@ -176,7 +176,7 @@ class ComplaintWorkflow:
                 )
             except ActivityError as error:
                 reason = str(error.cause) if error.cause else str(error)
-                workflow.logger.warning("remedy fulfilment failed", extra={"reason": reason})
+                workflow.logger.warning("remedy fulfilment failed", extra={**self._log_fields(), "reason": reason})
                 return lambda current: decide.remedy_failed(current, reason)
             return lambda current: decide.remedy_fulfilled(current, receipt.reference)
         if isinstance(work, decide.ScheduleFollowUp):
@@ -280,7 +280,12 @@ class ComplaintWorkflow:
         async with self._lock:
             self._check(command)  # again: another update may have moved the complaint on since validation
             await self._record(decision(self._current(), command, workflow.now()), command.by)
+        workflow.logger.info("decision recorded", extra=self._log_fields())
         return self._current()
+
+    def _log_fields(self) -> dict[str, object]:
+        state = self._current()
+        return {"complaint_id": state.complaint_id, "stage": state.stage.value, "sequence": state.head.sequence}
 
     @workflow.update
     async def assess(self, command: cmd.Assess) -> Complaint:
@@ -302,6 +307,7 @@ class ComplaintWorkflow:
                 )
                 quote = (offered.options, offered.default_option)
             await self._record(decide.assess(state, command, workflow.now(), quote), command.by)
+        workflow.logger.info("complaint assessed", extra={**self._log_fields(), "verdict": command.verdict.value})
         return self._current()
 
     @assess.validator
