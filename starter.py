@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain import commands as cmd
 from domain.complaint import Complaint
-from domain.errors import FieldError, field_errors
+from domain.errors import FieldError, field_errors, validate_json
 from domain.intake import ComplaintIntake, check_timing
 from domain.summary import static_summary
 from logs import get_logger
@@ -57,10 +57,13 @@ class NotFound(LookupError):
     """No workflow for that complaint id."""
 
 
+_INTAKE = TypeAdapter(ComplaintIntake)
+
+
 def parse_intake(text: str | bytes) -> ComplaintIntake:
     """A complaint from JSON, checked field by field and against the clock."""
     try:
-        intake = ComplaintIntake.model_validate_json(text)
+        intake = validate_json(_INTAKE, text)
     except ValidationError as error:
         raise InvalidInput("complaint", field_errors(error)) from None
     problems = check_timing(intake, datetime.now(timezone.utc))
@@ -77,9 +80,7 @@ def parse_command(name: str, data: str | bytes | dict[str, Any]) -> cmd.Command:
         raise InvalidInput("decision", [FieldError(field="(update)", reason=f"unknown update {name!r}; known: "
                                                    + ", ".join(sorted(cmd.COMMANDS)))]) from None
     try:
-        if isinstance(data, dict):
-            return model.model_validate_json(_json(data))
-        return model.model_validate_json(data)
+        return validate_json(TypeAdapter(model), _json(data) if isinstance(data, dict) else data)
     except ValidationError as error:
         raise InvalidInput(name, field_errors(error)) from None
 
@@ -148,11 +149,15 @@ def handle_for(client: Client, complaint_id: str) -> WorkflowHandle[Any, Any]:
     return client.get_workflow_handle(workflow_id(complaint_id))
 
 
-async def send(client: Client, complaint_id: str, name: str, command: cmd.Command) -> Complaint:
-    """Send a decision (an update) and return the complaint as it stands once its events are in the log."""
+async def send(client: Client, complaint_id: str, name: str, command: cmd.Command,
+               *, idempotency_key: str | None = None) -> Complaint:
+    """Send a decision (an update) and return the complaint as it stands once its events are in the log.
+
+    With an ``idempotency_key`` (the update's id), sending the same decision again, say after a network
+    error, returns the first outcome instead of deciding twice."""
     handle = handle_for(client, complaint_id)
     try:
-        update = await handle.start_update(name, command, result_type=Complaint,
+        update = await handle.start_update(name, command, id=idempotency_key, result_type=Complaint,
                                            wait_for_stage=WorkflowUpdateStage.COMPLETED)
         result: Complaint = await update.result()
     except WorkflowUpdateFailedError as error:

@@ -8,18 +8,25 @@ which no retry can mend, so it is raised as non-retryable."""
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
-
-import asyncpg
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import messages as msg
 from domain.chain import chain
 from domain.personal import seal_payload
 from eventlog import BrokenChain, DivergentHistory, EventLogUnavailable, EventStore
+from eventlog.connect import CONNECTION_ERRORS
 from eventlog.keys import CustomerKeyring
 from logs import get_logger
 
 log = get_logger(__name__)
+
+
+def unavailable(attempt: int, error: BaseException) -> ApplicationError:
+    """PostgreSQL is away: one warning line, no traceback (BENIGN: the SDK logs it at DEBUG), and the retry
+    policy waits the outage out."""
+    log.warning("event log unavailable; will retry", attempt=attempt, error=str(error)[:200])
+    return ApplicationError("event log unavailable", type="EventLogUnavailable",
+                            category=ApplicationErrorCategory.BENIGN)
 
 
 class EventLogActivities:
@@ -32,9 +39,8 @@ class EventLogActivities:
         info = activity.info()
         try:
             key = await self.keyring.key_for(request.customer_id)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
-            log.warning("event log unavailable; will retry", attempt=info.attempt, error=str(error)[:200])
-            raise ApplicationError("event log unavailable", type="EventLogUnavailable") from None
+        except CONNECTION_ERRORS as error:
+            raise unavailable(info.attempt, error) from None
         first = request.head.sequence + 1
         drafts = [
             draft.model_copy(update={"payload": seal_payload(draft.type, draft.payload, request.complaint_id,
@@ -50,9 +56,7 @@ class EventLogActivities:
         except BrokenChain as error:
             raise ApplicationError(str(error), type="BrokenChain", non_retryable=True) from error
         except EventLogUnavailable as error:
-            # One line, no traceback: the retry policy waits the outage out, and the next attempt says more.
-            log.warning("event log unavailable; will retry", attempt=info.attempt, error=str(error)[:200])
-            raise ApplicationError("event log unavailable", type="EventLogUnavailable") from None
+            raise unavailable(info.attempt, error) from None
         log.info("events appended" if written == len(records) else "append retried: already stored",
                  types=[r.type for r in records], new=written, sequence=records[-1].sequence)
         return msg.Appended(records=records)

@@ -8,7 +8,9 @@ import asyncpg
 from temporalio import activity
 
 from activities import messages as msg
+from activities.eventlog import unavailable
 from domain.policies.remedies import Catalogue
+from eventlog.connect import CONNECTION_ERRORS
 from logs import get_logger
 
 log = get_logger(__name__)
@@ -34,6 +36,15 @@ class RemedyLedger:
     async def fulfil_remedy(self, request: msg.FulfilmentRequest) -> msg.FulfilmentReceipt:
         option = request.option
         reference = f"RM-{secrets.token_hex(6).upper()}"
+        try:
+            stored = await self._order(request, reference)
+        except CONNECTION_ERRORS as error:
+            raise unavailable(activity.info().attempt, error) from None
+        log.info("remedy ordered", option=option.id, kind=option.kind.value, reference=stored)
+        return msg.FulfilmentReceipt(reference=stored)
+
+    async def _order(self, request: msg.FulfilmentRequest, reference: str) -> str:
+        option = request.option
         async with self.pool.acquire() as conn:
             stored = await conn.fetchval(
                 """
@@ -57,5 +68,4 @@ class RemedyLedger:
                     "SELECT reference FROM complaint_remedy_fulfilments WHERE complaint_id = $1 AND option_id = $2",
                     request.complaint_id, option.id,
                 )
-        log.info("remedy ordered", option=option.id, kind=option.kind.value, reference=stored)
-        return msg.FulfilmentReceipt(reference=stored)
+        return str(stored)

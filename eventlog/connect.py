@@ -8,6 +8,17 @@ import asyncpg
 import orjson
 
 
+#: What "PostgreSQL is not there right now" looks like from asyncpg: refused or reset connections, a closed
+#: pool connection after a restart, a server still starting or shutting down. Retried, never fatal.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from domain.chain import GENESIS, ChainHead, Recorded
+from eventlog.connect import CONNECTION_ERRORS
 from eventlog.errors import BrokenChain, DivergentHistory, EventLogError, EventLogUnavailable
 
 
@@ -121,10 +122,10 @@ class PostgresEventStore(EventStore):
                     run_id,
                 )
                 return written
+        except CONNECTION_ERRORS as error:
+            raise EventLogUnavailable(str(error)) from error
         except asyncpg.PostgresError as error:
             raise _translate(error) from error
-        except (OSError, asyncpg.InterfaceError) as error:
-            raise EventLogUnavailable(str(error)) from error
 
     async def read(
         self, complaint_id: str, *, after: int = 0, upto: int | None = None, limit: int | None = None
@@ -160,10 +161,10 @@ class PostgresEventStore(EventStore):
         try:
             async with self.pool.acquire() as conn:
                 return list(await conn.fetch(query, *args))
+        except CONNECTION_ERRORS as error:
+            raise EventLogUnavailable(str(error)) from error
         except asyncpg.PostgresError as error:
             raise _translate(error) from error
-        except (OSError, asyncpg.InterfaceError) as error:
-            raise EventLogUnavailable(str(error)) from error
 
 
 def _translate(error: asyncpg.PostgresError) -> EventLogError:

@@ -45,7 +45,9 @@ class ComplaintWorkflowOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_history_events: int = Field(default=8_000, ge=100)
-    fulfilment_attempts: int = Field(default=5, ge=1)
+    # With backoff from 2 s to a minute, ten attempts span about five minutes: a provider (or our own
+    # database) away for a while is waited out; one that keeps refusing escalates to a supervisor.
+    fulfilment_attempts: int = Field(default=10, ge=1)
     resume: Complaint | None = None
 
 
