@@ -4,9 +4,11 @@ Every function takes a connected client (see :func:`codec.connect_temporal`) and
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from temporalio.client import (
@@ -33,6 +35,7 @@ from settings import TASK_QUEUE, complaint_id_of, workflow_id
 from workflows.complaint import ComplaintRun, ComplaintStart, ComplaintWorkflow, ComplaintWorkflowOptions
 
 log = get_logger(__name__)
+T = TypeVar("T")
 
 
 class InvalidInput(ValueError):
@@ -157,8 +160,8 @@ async def send(client: Client, complaint_id: str, name: str, command: cmd.Comman
     error, returns the first outcome instead of deciding twice."""
     handle = handle_for(client, complaint_id)
     try:
-        update = await handle.start_update(name, command, id=idempotency_key, result_type=Complaint,
-                                           wait_for_stage=WorkflowUpdateStage.COMPLETED)
+        update = await _admitted(lambda: handle.start_update(name, command, id=idempotency_key, result_type=Complaint,
+                                                             wait_for_stage=WorkflowUpdateStage.COMPLETED))
         result: Complaint = await update.result()
     except WorkflowUpdateFailedError as error:
         cause = error.cause
@@ -175,6 +178,21 @@ async def send(client: Client, complaint_id: str, name: str, command: cmd.Comman
     log.info("decision recorded", complaint_id=complaint_id, workflow_id=handle.id, run_id=update.workflow_run_id,
              update=name, stage=result.stage.value, sequence=result.head.sequence)
     return result
+
+
+async def _admitted(start: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+    """Temporal caps the updates in flight on one workflow (10 by default) and refuses more with
+    RESOURCE_EXHAUSTED. Such an update was never admitted, so sending it again is safe: back off and retry."""
+    delay = 0.1
+    for attempt in range(attempts):
+        try:
+            return await start()
+        except RPCError as error:
+            if error.status != RPCStatusCode.RESOURCE_EXHAUSTED or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise AssertionError("unreachable")
 
 
 async def assess(client: Client, complaint_id: str, command: cmd.Assess) -> Complaint:

@@ -1,5 +1,5 @@
 """How payloads cross into Temporal: the JSON contract (pydantic) and, around it, encryption."""
 
-from codec.converter import connect_temporal, data_converter
+from codec.converter import connect_temporal, data_converter, default_codec
 
-__all__ = ["connect_temporal", "data_converter"]
+__all__ = ["connect_temporal", "data_converter", "default_codec"]

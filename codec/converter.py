@@ -61,6 +61,19 @@ def data_converter(codec: PayloadCodec | None = None) -> DataConverter:
     return DataConverter(payload_converter_class=ContractPayloadConverter, payload_codec=codec)
 
 
-async def connect_temporal(address: str, namespace: str = "default", codec: PayloadCodec | None = None) -> Client:
-    """A client that speaks the project's contract (every client must: worker, starter, CLI, tests)."""
-    return await Client.connect(address, namespace=namespace, data_converter=data_converter(codec))
+def default_codec() -> PayloadCodec | None:
+    """The encryption codec from COMPLAINTS_CODEC_KEYS, or None where no keys are configured."""
+    from codec.encryption import EncryptionCodec
+
+    return EncryptionCodec.from_env()
+
+
+_FROM_ENV: Any = object()
+
+
+async def connect_temporal(address: str, namespace: str = "default", codec: PayloadCodec | None = _FROM_ENV
+                           ) -> Client:
+    """A client that speaks the project's contract, encrypting payloads when keys are configured (every
+    client must use this: worker, starter, CLI, auditor)."""
+    chosen = default_codec() if codec is _FROM_ENV else codec
+    return await Client.connect(address, namespace=namespace, data_converter=data_converter(chosen))

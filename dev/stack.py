@@ -27,6 +27,8 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from audit.checkpoints import PUBLIC_KEY_ENV, SEAL_KEY_ENV, new_seal_key, public_key_of, signing_key
+from codec.encryption import KEYS_ENV, EncryptionCodec, new_codec_key, parse_keys
+from codec.server import TOKEN_ENV, new_codec_token, start_codec_server
 from eventlog.keys import MASTER_KEY_ENV, new_master_key
 from logs import get_logger
 from workflows.attributes import SEARCH_ATTRIBUTES
@@ -89,6 +91,9 @@ class Stack:
     ui_url: str
     master_key: str
     seal_key: str
+    codec_keys: str
+    codec_token: str
+    codec_url: str
     temporal: TemporalServer | None = field(default=None, repr=False, compare=False)
     namespace: str = "default"
 
@@ -101,6 +106,11 @@ class Stack:
             MASTER_KEY_ENV: self.master_key,
             SEAL_KEY_ENV: self.seal_key,
             PUBLIC_KEY_ENV: public_key_of(signing_key(self.seal_key)),
+            KEYS_ENV: self.codec_keys,
+            TOKEN_ENV: self.codec_token,
+            # For the temporal CLI: it encrypts and reads payloads through the codec server.
+            "TEMPORAL_CODEC_ENDPOINT": self.codec_url,
+            "TEMPORAL_CODEC_AUTH": f"Bearer {self.codec_token}",
         }
 
     def exports(self) -> str:
@@ -282,9 +292,17 @@ async def embedded_stack(
     """Start PostgreSQL and Temporal under ``data_dir``; stop both on exit (also on error and Ctrl-C)."""
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    async with embedded_postgres(data / "postgres") as pg, temporal_dev_server(
-        data, port=temporal_port, ui_port=ui_port, codec_endpoint=codec_endpoint
-    ) as temporal:
-        yield Stack(postgres=pg, temporal_address=temporal.address, ui_url=f"http://127.0.0.1:{temporal.ui_port}",
-                    master_key=_secret(data, "master.key", new_master_key),
-                    seal_key=_secret(data, "seal.key", new_seal_key), temporal=temporal)
+    codec_keys = _secret(data, "codec.keys", new_codec_key)
+    codec_token = _secret(data, "codec.token", new_codec_token)
+    port = free_port(temporal_port)
+    ui = free_port(ui_port if ui_port != port else ui_port + 1)
+    origins = [f"http://127.0.0.1:{ui}", f"http://localhost:{ui}"]
+    async with embedded_postgres(data / "postgres") as pg:
+        with start_codec_server(EncryptionCodec(parse_keys(codec_keys)), codec_token, origins=origins) as codec:
+            async with temporal_dev_server(data, port=port, ui_port=ui,
+                                           codec_endpoint=codec_endpoint or codec.ui_endpoint) as temporal:
+                yield Stack(postgres=pg, temporal_address=temporal.address,
+                            ui_url=f"http://127.0.0.1:{temporal.ui_port}",
+                            master_key=_secret(data, "master.key", new_master_key),
+                            seal_key=_secret(data, "seal.key", new_seal_key), codec_keys=codec_keys,
+                            codec_token=codec_token, codec_url=codec.url, temporal=temporal)

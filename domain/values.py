@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 
 #: Upper bound for long free text (description, message), in bytes of UTF-8.
 MAX_TEXT_BYTES = 20_000
@@ -77,9 +77,16 @@ def _in_era(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-#: An aware instant, normalised to UTC. Relative checks (not in the future, not years old) need a clock,
-#: so they live in :func:`domain.intake.check_timing`, not here.
-Timestamp = Annotated[datetime, AfterValidator(_in_era)]
+def _not_a_number(value: object) -> object:
+    if isinstance(value, bool | int | float):
+        raise ValueError("must be an ISO 8601 date-time with an offset, e.g. 2026-11-24T09:30:00+07:00")
+    return value
+
+
+#: An aware instant, normalised to UTC, written as ISO 8601 text (a bare number is refused, not read as
+#: seconds since 1970). Relative checks (not in the future, not years old) need a clock, so they live in
+#: :func:`domain.intake.check_timing`, not here.
+Timestamp = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_in_era)]
 
 
 class Money(BaseModel):

@@ -23,7 +23,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import logs
-from codec import data_converter
+from codec import data_converter, default_codec
+from codec.encryption import KEYS_ENV
 from dev.stack import Postgres, embedded_postgres, venv_bin
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
@@ -36,6 +37,10 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 logs.configure("WARNING", json=True)
 os.environ.setdefault(MASTER_KEY_ENV, new_master_key())
+# The whole suite runs with payloads encrypted, as production does. The key is fixed (and committed) so that
+# the histories kept in tests/histories replay; it protects nothing but test data.
+TEST_CODEC_KEY = "ktest0001:2xq8Dkn0U3cOqk0m5c1bB6VhFf1M9sZ7yR4Wq2Ao5Jk="
+os.environ.setdefault(KEYS_ENV, TEST_CODEC_KEY)
 # The SDK core warns on every worker that the Java time-skipping server lacks a newer capability; the
 # suite knows, and the line would otherwise interleave with pytest's output.
 Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
@@ -110,7 +115,7 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     clock is global, and awaiting a closed workflow's result lets it skip to the next timer it knows, even a
     finished workflow's 10-year execution timeout, which would age every later test's complaint by a decade."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(venv_bin("temporal-test-server")), data_converter=data_converter()
+        test_server_existing_path=str(venv_bin("temporal-test-server")), data_converter=data_converter(default_codec())
     )
     async with env:
         await register_search_attributes(env.client)
@@ -122,7 +127,7 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal server (``temporal server start-dev``, in memory), for what the time-skipping server
     does differently: speculative workflow tasks for rejected updates, visibility, the temporal CLI."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(venv_bin("temporal")), data_converter=data_converter(),
+        dev_server_existing_path=str(venv_bin("temporal")), data_converter=data_converter(default_codec()),
         search_attributes=SEARCH_ATTRIBUTES, dev_server_log_level="error",
     )
     async with env:

@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from codec import data_converter
+from codec import data_converter, default_codec
 from workflows.complaint import ComplaintWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -31,6 +31,6 @@ def test_there_is_a_saved_history_for_every_path() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_a_saved_history_replays_with_todays_code(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=data_converter())
+    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=data_converter(default_codec()))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

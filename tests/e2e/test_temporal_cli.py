@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
+from codec.encryption import EncryptionCodec
+from codec.server import start_codec_server
 from dev.stack import venv_bin
 from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
@@ -24,21 +27,34 @@ from worker import build_worker
 ROOT = Path(__file__).parent.parent.parent
 
 
+TOKEN = "operator-token"
+
+
 @pytest.fixture
 async def drive(dev_server: WorkflowEnvironment, app_pool: asyncpg.Pool, store: PostgresEventStore
                 ) -> AsyncIterator[Driver]:
-    async with build_worker(dev_server.client, app_pool, TASK_QUEUE):  # the README's task queue
-        yield Driver(dev_server.client, store, TASK_QUEUE)
+    codec = EncryptionCodec.from_env()
+    assert codec is not None
+    with start_codec_server(codec, TOKEN) as server:
+        async with build_worker(dev_server.client, app_pool, TASK_QUEUE):  # the README's task queue
+            driver = Driver(dev_server.client, store, TASK_QUEUE)
+            driver.codec_url = server.url  # type: ignore[attr-defined]
+            yield driver
 
 
-def temporal(drive: Driver, *args: str) -> subprocess.CompletedProcess[str]:
+def temporal(drive: Driver, *args: str, codec: bool = True) -> subprocess.CompletedProcess[str]:
+    """The temporal CLI as an operator runs it: TEMPORAL_CODEC_ENDPOINT and TEMPORAL_CODEC_AUTH in the
+    environment (as `make up` exports them), so it encrypts inputs and reads results through the codec."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_CODEC")}
+    if codec:
+        env.update(TEMPORAL_CODEC_ENDPOINT=drive.codec_url, TEMPORAL_CODEC_AUTH=f"Bearer {TOKEN}")  # type: ignore[attr-defined]
     address = drive.client.service_client.config.target_host
     return subprocess.run([str(venv_bin("temporal")), *args, "--address", address], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
+                          text=True, cwd=ROOT, timeout=60, env=env)
 
 
-async def temporal_async(drive: Driver, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(temporal, drive, *args)
+async def temporal_async(drive: Driver, *args: str, codec: bool = True) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(lambda: temporal(drive, *args, codec=codec))
 
 
 async def test_the_temporal_cli_starts_and_drives_a_complaint_from_the_examples(drive: Driver) -> None:
@@ -58,6 +74,10 @@ async def test_the_temporal_cli_starts_and_drives_a_complaint_from_the_examples(
     result = await temporal_async(drive, "workflow", "result", "--workflow-id", f"complaint-{cid}", "-o", "json")
     assert result.returncode == 0, result.stderr
     assert '"closed"' in result.stdout and '"resolved"' in result.stdout
+    # Without the codec, what history holds is sealed: the CLI cannot read it.
+    sealed = await temporal_async(drive, "workflow", "result", "--workflow-id", f"complaint-{cid}", "-o", "json",
+                                  codec=False)
+    assert '"resolved"' not in sealed.stdout
     assert (await drive.types(cid))[:2] == ["ComplaintReceived", "SlaDeadlinesSet"]
     await drive.witnesses_agree(cid)
 

@@ -17,7 +17,8 @@ FULL = os.environ.get("RELIABILITY") == "full"
 
 def record(row: dict[str, Any]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    name = "".join(c if c.isalnum() else "-" for c in row["fault"]).strip("-").lower()
+    title = row.get("fault") or row["input"]
+    name = "".join(c if c.isalnum() else "-" for c in title).strip("-").lower()
     (OUT / f"{name}.json").write_text(json.dumps({**row, "full": FULL}, indent=2))
 
 
