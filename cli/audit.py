@@ -174,3 +174,64 @@ def erase_customer(
     destroyed = run(go())
     console.print(f"customer {customer_id}: {destroyed} key(s) destroyed" if destroyed
                   else f"customer {customer_id}: no live key (never seen, or already erased)")
+
+
+def timeline(
+    complaint_id: Annotated[str, typer.Argument(help="The complaint.")],
+    as_json: Annotated[bool, typer.Option("--json", help="The timeline as JSON.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML file here.")] = None,
+) -> None:
+    """The complaint's story from the log: who did what when (business days since intake), the conversation
+    verbatim, deadlines met or missed, each step's hash, and a verified/broken badge."""
+    from audit.timeline import build_timeline, render_html, render_json, render_text
+    from eventlog.keys import CustomerKeyring, master_key
+
+    async def go() -> Any:
+        async with log_pool() as pool:
+            opener = await CustomerKeyring(pool, master_key()).opener()
+            return await build_timeline(PostgresEventStore(pool), opener, complaint_id)
+
+    story = run(go())
+    if not story.entries:
+        err.print(f"[red]not found:[/red] the log has no events of complaint {complaint_id!r}")
+        raise typer.Exit(1)
+    if html is not None:
+        html.write_text(render_html(story), encoding="utf-8")
+        err.print(f"wrote {html}")
+    if as_json:
+        console.print_json(json.dumps(render_json(story), ensure_ascii=False))
+    else:
+        render_text(story, console)
+    raise typer.Exit(0 if story.verified else 1)
+
+
+def report(
+    since: Annotated[str | None, typer.Option(help="Only complaints received on or after this date (YYYY-MM-DD).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The figures as JSON.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report with charts.")] = None,
+) -> None:
+    """Root causes, churn by cause, business-day times, breaches, satisfaction, reopen rate and remedies,
+    from the log alone."""
+    from datetime import date
+
+    from audit.report import build_report, render_html, render_json, render_text
+
+    try:
+        day = date.fromisoformat(since) if since else None
+    except ValueError:
+        err.print(f"[red]refused:[/red] --since {since!r} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(2) from None
+
+    async def go() -> Any:
+        async with log_pool() as pool:
+            return await build_report(PostgresEventStore(pool), day)
+
+    figures = run(go())
+    if html is not None:
+        html.write_text(render_html(figures), encoding="utf-8")
+        err.print(f"wrote {html}")
+    if as_json:
+        console.print_json(json.dumps(render_json(figures)))
+    else:
+        render_text(figures, console)

@@ -4,6 +4,8 @@ then every chain verified against the workflows. Everything started here is stop
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -151,23 +153,39 @@ def load(scenario: Scenario) -> Any:
     return intake
 
 
-async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
-    from audit.verify import verify_complaints
+async def _complaints(console: Console, env: dict[str, str], *args: str) -> int:
+    """Run the `complaints` CLI in its own process, as an auditor would, showing its output."""
+    console.print(f"[bold]$ complaints {' '.join(args)}[/bold]")
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "cli.main", *args, env=env)
+    return await process.wait()
 
+
+async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
+    from audit import bundle as bundles
+    from audit import checkpoints
+    from audit.report import build_report
+    from audit.report import render_html as report_html
+    from audit.timeline import build_timeline
+    from audit.timeline import render_html as timeline_html
+    from eventlog import PostgresEventStore
+    from eventlog.connect import create_pool
+    from eventlog.keys import CustomerKeyring, master_key
+
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="complaints-demo-") as scratch:
         root = data_dir or Path(scratch)
         progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                             TimeElapsedColumn(), console=console)
-        with progress:
-            task = progress.add_task("starting PostgreSQL and Temporal", total=len(SCENARIOS) + 2)
-            async with embedded_stack(root / "stack", temporal_port=17233, ui_port=18233) as stack:
-                stack.use()
-                settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
-                                    database_admin_url=None)
-                progress.update(task, advance=1, description="starting a worker")
-                async with running_worker(settings) as worker:
-                    client = worker.client
-                    results: list[tuple[Scenario, Complaint]] = []
+        async with embedded_stack(root / "stack", temporal_port=17233, ui_port=18233) as stack:
+            stack.use()
+            env = {**os.environ, **stack.environment()}
+            settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
+                                database_admin_url=None)
+            async with running_worker(settings) as worker:
+                client = worker.client
+                results: list[tuple[Scenario, Complaint]] = []
+                with progress:
+                    task = progress.add_task("complaints", total=len(SCENARIOS))
                     for scenario in SCENARIOS:
                         intake = load(scenario)
                         progress.update(task, description=f"{intake.complaint_id}: {scenario.path}")
@@ -176,21 +194,38 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
                         state = await wait_for(client, intake.complaint_id, lambda s: not s.is_open)
                         results.append((scenario, state))
                         progress.advance(task)
-                    progress.update(task, description="verifying every chain against its workflow")
-                    report = await verify_complaints(client, stack.postgres.admin_url,
-                                                     [s.complaint_id for _, s in results])
-                    progress.advance(task)
-        table = Table(title="Demo complaints")
-        for column in ("complaint", "path", "status", "outcome", "events", "chain head", "verified"):
-            table.add_column(column)
-        for scenario, state in results:
-            verdict = report.by_complaint[state.complaint_id]
-            table.add_row(state.complaint_id, scenario.path, state.stage.value,
-                          state.outcome.value if state.outcome else "-", str(state.head.sequence),
-                          state.head.hash[:16], "[green]verified[/green]" if verdict.ok else "[red]BROKEN[/red]")
-        console.print(table)
-        for problem in report.breaks:
-            console.print(f"[red]break[/red] {problem}")
-        console.print(f"Temporal and PostgreSQL stopped; data was in {root}" +
+                table = Table(title="Demo complaints")
+                for column in ("complaint", "path", "status", "outcome", "events", "chain head"):
+                    table.add_column(column)
+                for scenario, state in results:
+                    table.add_row(state.complaint_id, scenario.path, state.stage.value,
+                                  state.outcome.value if state.outcome else "-", str(state.head.sequence),
+                                  state.head.hash[:16])
+                console.print(table)
+
+                pool = await create_pool(stack.postgres.app_url, max_size=2)
+                try:
+                    sealed = await checkpoints.seal(pool, checkpoints.signing_key(stack.seal_key))
+                    console.print(f"sealed checkpoint at position {sealed.position}: {sealed.events} events, "
+                                  f"{sealed.complaints} complaints, root {sealed.root[:16]}")
+                    first = results[0][1].complaint_id
+                    bundle_path = out / f"{first}.bundle.json"
+                    bundle_path.write_bytes((await bundles.export(pool, first)).to_bytes())
+                    store = PostgresEventStore(pool)
+                    opener = await CustomerKeyring(pool, master_key()).opener()
+                    timeline_path = out / f"timeline-{first}.html"
+                    timeline_path.write_text(timeline_html(await build_timeline(store, opener, first)),
+                                             encoding="utf-8")
+                    report_path = out / "report.html"
+                    report_path.write_text(report_html(await build_report(store)), encoding="utf-8")
+                finally:
+                    await pool.close()
+                verified = await _complaints(console, env, "verify", "--all")
+                offline = await _complaints(console, env, "verify", "--bundle", str(bundle_path))
+        console.print(f"timeline: {timeline_path.resolve()}")
+        console.print(f"report:   {report_path.resolve()}")
+        console.print(f"bundle:   {bundle_path.resolve()} (verifies with no server: complaints verify --bundle)")
+        console.print(f"Temporal, the codec server and PostgreSQL stopped; data was in {root}" +
                       (" (removed)" if data_dir is None else ""))
-        return report.ok
+        closed = all(state.stage is Stage.closed for _, state in results)
+        return closed and verified == 0 and offline == 0

@@ -337,6 +337,8 @@ app.command("verify")(_audit.verify)
 app.command("export")(_audit.export)
 app.command("seal")(_audit.seal)
 app.command("erase-customer")(_audit.erase_customer)
+app.command("timeline")(_audit.timeline)
+app.command("report")(_audit.report)
 
 if __name__ == "__main__":
     app()

@@ -39,6 +39,7 @@ def invalid(**extra: Any) -> dict[str, Any]:
             "findings": "The freeze started from the next cycle, as agreed.", "sop_reference": "SOP 6.1", **extra}
 
 
+
 async def test_valid_complaint_with_a_chosen_remedy_is_closed_resolved(drive: Driver, intake_data: Data) -> None:
     cid = await drive.submit(intake_data())
     await drive.send(cid, "move_offline", rung="email", detail="siti@example.co.id")

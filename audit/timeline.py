@@ -1,0 +1,220 @@
+"""A complaint's story from the log alone, for a person: when (local time, business days since intake), who,
+what happened in plain words, the conversation verbatim, the deadlines and whether each was met, and the
+hash of every step with a verified or broken badge.
+
+Personal fields are opened with the customers' keys; where a key was destroyed they read "[erased]", and
+the story still renders and still verifies (the hashes cover the sealed text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from typing import Any
+
+from domain import events as ev
+from domain.chain import Break, Recorded, check_chain
+from domain.complaint import Complaint, DeadlineState, FoldError, fold
+from domain.intake import Jurisdiction
+from domain.personal import Opener, open_payload
+from domain.policies.deadlines import Calendar, business_days_between
+from domain.summary import when
+
+
+@dataclass(frozen=True)
+class Entry:
+    sequence: int
+    type: str
+    occurred_at: datetime
+    local_time: str
+    business_days: int
+    actor: str
+    text: str
+    said: str | None
+    hash: str
+    prev_hash: str
+
+
+@dataclass(frozen=True)
+class DeadlineRow:
+    kind: str
+    due: str
+    rule: str
+    status: str
+
+
+@dataclass
+class Timeline:
+    complaint_id: str
+    entries: list[Entry] = field(default_factory=list)
+    deadlines: list[DeadlineRow] = field(default_factory=list)
+    breaks: list[Break] = field(default_factory=list)
+    state: Complaint | None = None
+    subject: str = ""
+    calendar: str = ""
+
+    @property
+    def verified(self) -> bool:
+        return not self.breaks and bool(self.entries)
+
+
+@lru_cache(maxsize=64)
+def _calendar(jurisdiction: Jurisdiction, year: int) -> Calendar:
+    from activities.calendar import calendar
+
+    return calendar(jurisdiction, year - 1, year + 1)
+
+
+def _kind(value: str) -> str:
+    return value.replace("_", " ")
+
+
+def deadline_status(d: DeadlineState) -> str:
+    if d.breached:
+        status = "breached"
+    elif d.met_at is None:
+        status = "open (warned)" if d.warned else "open"
+    else:
+        status = "met in time" if d.met_at <= d.due_at else "met late"
+    return status + (", extended once" if d.extended else "")
+
+
+# Plain words for each event: what a person would write in a case file.
+_WORDS: dict[type[ev.Event], Callable[[Any, Callable[[datetime], str]], str]] = {
+    ev.ComplaintReceived: lambda e, at: (f"Complaint received by {_kind(e.channel)} from customer {e.customer_id} "
+                                     f"({e.customer_name}), about '{e.subject_title}'"
+                                     f"{' (' + e.subject_kind + ' ' + e.subject_reference + ')' if e.subject_reference else ''}"
+                                     f"; severity {e.severity}, {e.jurisdiction} rules. They wrote: {e.description}"),
+    ev.SlaDeadlinesSet: lambda e, at: f"Deadlines set under the {e.policy} policy ({e.calendar}): " + "; ".join(
+        f"{_kind(d.kind)} by {at(d.due_at)}" for d in e.deadlines),
+    ev.ComplaintAcknowledged: lambda e, at: f"Acknowledged to the customer by {_kind(e.channel)}: {e.text}",
+    ev.ContactMoveRequested: lambda e, at: f"Asked the customer to move from {e.from_rung} to {e.to_rung}: {e.text}",
+    ev.ContactMovedOffline: lambda e, at: f"Conversation moved to {e.rung} ({e.detail})",
+    ev.MeetingScheduled: lambda e, at: f"Meeting booked for {at(e.at)} at {e.location}",
+    ev.MessageLogged: lambda e, at: f"Message from the {e.sender} by {_kind(e.channel)} at {at(e.at)}",
+    ev.ComplaintAssessed: lambda e, at: (f"Assessed {_kind(e.verdict)}, root cause {_kind(e.root_cause)}"
+                                     f"{'; clause at stake: ' + e.clause if e.clause else ''}. Findings: {e.findings}"),
+    ev.ApologyIssued: lambda e, at: f"Apologised: {e.text}",
+    ev.ConductApologyIssued: lambda e, at: f"Apologised for conduct (not an admission): {e.text}",
+    ev.RemedyOffered: lambda e, at: "Remedies offered until " + at(e.expires_at) + ": " + "; ".join(
+        f"{o.id}) {o.description}" for o in e.options) + f". Option {e.default_option} applies if none is chosen",
+    ev.RemedyChosen: lambda e, at: f"The customer chose remedy {e.option_id}",
+    ev.RemedyDefaulted: lambda e, at: f"The offer expired: remedy {e.option_id} applies by default",
+    ev.RemedyFulfilled: lambda e, at: f"Remedy {e.option_id} fulfilled (reference {e.reference})",
+    ev.RemedyFulfilmentFailed: lambda e, at: f"Remedy {e.option_id} could not be fulfilled: {e.reason}",
+    ev.ExplanationGiven: lambda e, at: f"Explained the agreed procedure ({e.sop_reference}): {e.text}",
+    ev.OptionsOffered: lambda e, at: (f"Offered the customer to {' or '.join(e.options)} until {at(e.expires_at)} "
+                                  f"({e.default_option} otherwise)"),
+    ev.OptionChosen: lambda e, at: f"The customer chose to {e.option}",
+    ev.OptionDefaulted: lambda e, at: f"No answer: the customer {e.option}s under the rules by default",
+    ev.FollowUpScheduled: lambda e, at: f"Follow-up set for {at(e.at)}, answer by {at(e.answer_by)}",
+    ev.FollowUpRecorded: lambda e, at: (f"Customer satisfaction {e.satisfaction}/5"
+                                    f"{': ' + e.comment if e.comment else ''}"),
+    ev.ComplaintReopened: lambda e, at: f"Reopened ({e.reopen_count} of 2): {e.reason}",
+    ev.ComplaintEscalated: lambda e, at: (f"Escalated to {e.to}: {e.reason}"
+                                      f"{' (awaiting their decision)' if e.awaits_supervisor else ''}"),
+    ev.ComplaintWithdrawn: lambda e, at: f"Withdrawn by the customer{': ' + e.reason if e.reason else ''}",
+    ev.CustomerChurned: lambda e, at: f"The customer left ({e.category} cause): {e.reason}",
+    ev.ComplaintClosed: lambda e, at: (f"Closed: {_kind(e.outcome)}"
+                                   f"{', satisfaction ' + str(e.satisfaction) + '/5' if e.satisfaction else ''}"
+                                   f"{'. ' + e.note if e.note else ''}"),
+    ev.SlaWarningRaised: lambda e, at: f"Warning: the {_kind(e.kind)} deadline ({at(e.due_at)}) is near",
+    ev.SlaBreached: lambda e, at: f"Deadline breached: {_kind(e.kind)} was due {at(e.due_at)}",
+    ev.SlaExtended: lambda e, at: (f"The {_kind(e.kind)} deadline was extended from {at(e.previous_due_at)} to "
+                               f"{at(e.due_at)}: {e.reason}. The customer was told: {e.notice}"),
+}
+
+
+def describe(record: Recorded, payload: dict[str, Any], zone: tzinfo | None = None) -> tuple[str, str | None]:
+    """Plain words for one event (its times on the jurisdiction's clock), and what was said verbatim if it
+    is a message."""
+    try:
+        event = ev.parse_event(record.type, record.schema_version, payload)
+    except ValueError:
+        return f"{record.type} (its payload does not read as one)", None
+    said = event.text if isinstance(event, ev.MessageLogged) else None
+    return _WORDS[type(event)](event, lambda moment: when(moment.astimezone(zone) if zone else moment)), said
+
+
+def timeline_from_records(complaint_id: str, records: Iterable[Recorded], opener: Opener) -> Timeline:
+    records = list(records)
+    story = Timeline(complaint_id)
+    _, story.breaks = check_chain(complaint_id, records)
+    try:
+        story.state = fold(records)
+    except (FoldError, ValueError) as error:
+        story.breaks.append(Break(complaint_id=complaint_id, sequence=0, kind="unfoldable", detail=str(error)))
+    start = records[0].occurred_at if records else None
+    jurisdiction = story.state.jurisdiction if story.state else None
+    if story.state is not None:
+        start = story.state.received_at
+        story.subject = story.state.subject_title
+    calendar = _calendar(jurisdiction, start.year) if jurisdiction and start else None
+    story.calendar = calendar.name if calendar else ""
+    for record in records:
+        payload = open_payload(record.type, record.payload, complaint_id, record.sequence, opener)
+        text, said = describe(record, payload, calendar.zone if calendar else None)
+        local = record.occurred_at.astimezone(calendar.zone) if calendar else record.occurred_at
+        offset = business_days_between(start, record.occurred_at, calendar) if calendar and start else 0
+        story.entries.append(Entry(
+            sequence=record.sequence, type=record.type, occurred_at=record.occurred_at, local_time=when(local),
+            business_days=offset, actor=record.actor, text=text, said=said, hash=record.hash,
+            prev_hash=record.prev_hash,
+        ))
+    if story.state is not None:
+        zone = calendar.zone if calendar else None
+        story.deadlines = [DeadlineRow(_kind(d.kind), when(d.due_at.astimezone(zone) if zone else d.due_at), d.rule,
+                                       deadline_status(d)) for d in story.state.deadlines]
+    return story
+
+
+async def build_timeline(store: Any, opener: Opener, complaint_id: str) -> Timeline:
+    return timeline_from_records(complaint_id, await store.read(complaint_id), opener)
+
+
+def render_json(story: Timeline) -> dict[str, Any]:
+    return {
+        "complaint_id": story.complaint_id,
+        "verified": story.verified,
+        "breaks": [b.model_dump() for b in story.breaks],
+        "subject": story.subject,
+        "calendar": story.calendar,
+        "stage": story.state.stage.value if story.state else None,
+        "outcome": story.state.outcome.value if story.state and story.state.outcome else None,
+        "deadlines": [d.__dict__ for d in story.deadlines],
+        "entries": [{**e.__dict__, "occurred_at": e.occurred_at.isoformat()} for e in story.entries],
+    }
+
+
+def render_html(story: Timeline) -> str:
+    from audit import html
+
+    return html.timeline(story)
+
+
+def render_text(story: Timeline, console: Any) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    badge = Text("VERIFIED", style="bold green") if story.verified else Text("BROKEN", style="bold red")
+    console.print(badge + Text(f" {story.complaint_id} · {story.subject} · {story.calendar}"))
+    for b in story.breaks:
+        console.print(Text(f"  {b}", style="red"))
+    table = Table(show_lines=True)
+    for column in ("#", "when", "bd", "who", "what happened", "hash"):
+        table.add_column(column, overflow="fold")
+    for e in story.entries:
+        what = Text(e.text)  # Text, not markup: what customers wrote is shown as they wrote it
+        if e.said is not None:
+            what.append(f"\n“{e.said}”", style="italic")
+        table.add_row(str(e.sequence), e.local_time, f"+{e.business_days}", Text(e.actor), what, e.hash[:12])
+    console.print(table)
+    if story.deadlines:
+        deadlines = Table(title="Deadlines")
+        for column in ("deadline", "due", "rule", "status"):
+            deadlines.add_column(column)
+        for d in story.deadlines:
+            deadlines.add_row(d.kind, d.due, d.rule, d.status)
+        console.print(deadlines)
