@@ -4,22 +4,33 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test up bench reliability histories clean
+PIP    := $(BIN)/python -m pip install --quiet
 
-$(STAMP): pyproject.toml
+.PHONY: install runtime demo test up bench reliability histories clean
+
+# A virtual environment with pip up to date: shared by the development install and the Docker image.
+venv:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(PIP) --upgrade pip
+
+$(STAMP): pyproject.toml
+	$(MAKE) venv
+	$(PIP) -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
+# What the Dockerfile runs: the same venv steps, then the project without its development tools.
+runtime: venv
+	$(PIP) .
+
 demo: $(STAMP)
 	$(BIN)/complaints demo
 
+# The whole suite but the slow reliability scale (that is `make reliability`).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
 
 up: $(STAMP)
 	$(BIN)/complaints dev up
@@ -27,8 +38,11 @@ up: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Faults and hostile input at full scale; writes docs/reliability.md from what each scenario recorded.
 reliability: $(STAMP)
-	$(BIN)/python -m pytest -m slow tests/reliability
+	rm -rf out/reliability
+	RELIABILITY=full $(BIN)/python -m pytest tests/reliability -q
+	$(BIN)/python -m tests.reliability.results
 
 clean:
 	rm -rf $(VENV) .data out .pytest_cache
