@@ -6,6 +6,7 @@ import secrets
 
 import asyncpg
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import messages as msg
 from activities.eventlog import unavailable
@@ -18,11 +19,17 @@ log = get_logger(__name__)
 
 @activity.defn(name=msg.QUOTE_REMEDIES)
 async def quote_remedies(request: msg.QuoteRequest) -> msg.Quote:
-    options, default_id = Catalogue().quote(
-        kinds=request.kinds, default=request.default, subject_kind=request.subject_kind,
-        subject_title=request.subject_title, value=request.value, severity=request.severity,
-        jurisdiction=request.jurisdiction,
-    )
+    try:
+        options, default_id = Catalogue().quote(
+            kinds=request.kinds, default=request.default, subject_kind=request.subject_kind,
+            subject_title=request.subject_title, value=request.value, severity=request.severity,
+            jurisdiction=request.jurisdiction,
+        )
+    except (ValueError, LookupError) as error:
+        # The same request would fail the same way again: fail the assessment (nothing is recorded) instead
+        # of retrying while the complaint's decisions wait behind it.
+        raise ApplicationError(f"no quote for this complaint: {error}", type="QuoteRefused",
+                               non_retryable=True) from error
     return msg.Quote(options=options, default_option=default_id)
 
 

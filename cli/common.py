@@ -13,6 +13,7 @@ from rich.console import Console
 
 import starter
 from codec import connect_temporal
+from codec.converter import SealedPayload
 from settings import Settings
 
 T = TypeVar("T")
@@ -39,6 +40,9 @@ def run(work: Awaitable[T] | Callable[[], T]) -> T:
         raise typer.Exit(2) from None
     except starter.NotFound as error:
         err.print(f"[red]not found:[/red] {error}")
+        raise typer.Exit(1) from None
+    except SealedPayload as error:
+        err.print(f"[red]cannot read:[/red] {error}")
         raise typer.Exit(1) from None
 
 

@@ -17,6 +17,7 @@ from temporalio.converter import (
     CompositePayloadConverter,
     DataConverter,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
     PayloadCodec,
 )
@@ -48,13 +49,33 @@ class _FieldErrorsJSONConverter(PydanticJSONPlainPayloadConverter):
             ) from None
 
 
+class SealedPayload(ValueError):
+    """An encrypted payload reached a client that has no key for it."""
+
+
+class _SealedPayloadConverter(EncodingPayloadConverter):
+    """Only reached when no codec opened a payload first: say so, instead of "unknown encoding"."""
+
+    @property
+    def encoding(self) -> str:
+        return "binary/encrypted"
+
+    def to_payload(self, value: Any) -> Payload | None:
+        return None
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        key_id = payload.metadata.get("encryption-key-id", b"?").decode()
+        raise SealedPayload(f"this payload is encrypted (key {key_id}): set COMPLAINTS_CODEC_KEYS to read it "
+                            "(`make up` prints the export line)")
+
+
 class ContractPayloadConverter(CompositePayloadConverter):
     def __init__(self) -> None:
         json_converter = _FieldErrorsJSONConverter()
         super().__init__(*(
             json_converter if isinstance(c, JSONPlainPayloadConverter) else c
             for c in DefaultPayloadConverter.default_encoding_payload_converters
-        ))
+        ), _SealedPayloadConverter())
 
 
 def data_converter(codec: PayloadCodec | None = None) -> DataConverter:

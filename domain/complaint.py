@@ -9,13 +9,13 @@ attributes and continue-as-new without carrying any.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from domain import events as ev
-from domain.chain import ChainHead, Recorded
+from domain.chain import GENESIS, ChainHead, Recorded
 from domain.intake import Channel, Jurisdiction, Severity, SubjectKind
 from domain.values import Money
 from domain.vocabulary import (
@@ -141,6 +141,11 @@ class Complaint(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.stage is not Stage.closed
+
+    @property
+    def local_zone(self) -> tzinfo:
+        """The jurisdiction's clock as its recorded deadlines carry it (UTC before they are set)."""
+        return self.deadlines[0].due_at.tzinfo or timezone.utc if self.deadlines else timezone.utc
 
     @property
     def sla_breached(self) -> bool:
@@ -288,6 +293,8 @@ def evolve(state: Complaint | None, record: Recorded) -> Complaint:
     if state is None:
         if record.sequence != 1 or not isinstance(event, ev.ComplaintReceived):
             raise FoldError(f"{record.complaint_id} #{record.sequence}: a complaint starts with ComplaintReceived #1")
+        if record.prev_hash != GENESIS:
+            raise FoldError(f"{record.complaint_id} #1: the first record must link to the genesis hash")
         return _start(record, event)
     if record.complaint_id != state.complaint_id:
         raise FoldError(f"record for {record.complaint_id} applied to {state.complaint_id}")

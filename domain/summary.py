@@ -27,7 +27,11 @@ def when(moment: datetime) -> str:
 
 
 def awaiting(state: Complaint) -> str:
-    """Who must act next, and on what."""
+    """Who must act next, and on what (times on the jurisdiction's clock)."""
+
+    def when(moment: datetime) -> str:
+        return _local(moment, state)
+
     match state.stage:
         case Stage.received:
             return "the system: recording the complaint"
@@ -60,6 +64,10 @@ def awaiting(state: Complaint) -> str:
     return ""
 
 
+def _local(moment: datetime, state: Complaint) -> str:
+    return when(moment.astimezone(state.local_zone))
+
+
 def details(state: Complaint) -> str:
     """Markdown for the UI's current details."""
     lines = [
@@ -68,7 +76,7 @@ def details(state: Complaint) -> str:
     ]
     upcoming = state.next_deadline
     if upcoming is not None and state.is_open:
-        lines.append(f"**Next deadline:** {upcoming.kind.value.replace('_', ' ')} by {when(upcoming.due_at)} "
+        lines.append(f"**Next deadline:** {upcoming.kind.value.replace('_', ' ')} by {_local(upcoming.due_at, state)} "
                      f"({upcoming.rule})")
     breached = [d.kind.value for d in state.deadlines if d.breached]
     if breached:

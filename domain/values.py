@@ -89,12 +89,15 @@ def _not_a_number(value: object) -> object:
 Timestamp = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_in_era)]
 
 
+MONEY_MAX = 10**12
+
+
 class Money(BaseModel):
     """An amount in integer minor units (cents, sen, pence) with its currency: never a float."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    amount_minor: Annotated[int, Strict(), Field(ge=0, le=10**12)]
+    amount_minor: Annotated[int, Strict(), Field(ge=0, le=MONEY_MAX)]
     currency: Currency
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from domain.events import RemedyOption
 from domain.intake import Jurisdiction, Severity, SubjectKind
-from domain.values import Money
+from domain.values import MONEY_MAX, Money
 from domain.vocabulary import RemedyKind
 
 CURRENCY: dict[Jurisdiction, str] = {
@@ -61,11 +61,14 @@ class Catalogue:
     ) -> tuple[list[RemedyOption], str]:
         """Options A, B, C... and the id of the one that applies if the customer does not choose."""
         chosen = list(dict.fromkeys(kinds or DEFAULT_KINDS[subject_kind]))
+        if default is not None and default not in chosen:  # the assessor's default is always on the menu
+            chosen.append(default)
         currency = value.currency if value else CURRENCY[jurisdiction]
         base = value.amount_minor if value else GOODWILL_BASE.get(currency, 3_000)
         options = []
         for index, kind in enumerate(chosen):
-            amount = base * self.severity_percent[severity] * self.kind_percent[kind] // 10_000
+            # Capped at what Money holds: a huge order is quoted at the ceiling, not refused.
+            amount = min(base * self.severity_percent[severity] * self.kind_percent[kind] // 10_000, MONEY_MAX)
             money = Money(amount_minor=amount, currency=currency)
             options.append(RemedyOption(id=chr(ord("A") + index), kind=kind,
                                         description=describe(kind, money, subject_title), value=money))

@@ -18,6 +18,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from codec import connect_temporal
+from codec.encryption import EncryptionCodec, parse_keys
 from dev.stack import Stack, embedded_stack
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
@@ -100,7 +101,8 @@ class Lab:
 async def lab(root: Path, workers: int = 1) -> AsyncIterator[Lab]:
     async with embedded_stack(root / "stack", temporal_port=27233, ui_port=28233) as stack:
         pool = await create_pool(stack.postgres.app_url, max_size=4)
-        here = Lab(root=root, stack=stack, client=await connect_temporal(stack.temporal_address),
+        here = Lab(root=root, stack=stack, client=await connect_temporal(
+                       stack.temporal_address, codec=EncryptionCodec(parse_keys(stack.codec_keys))),
                    store=PostgresEventStore(pool))
         try:
             for _ in range(workers):

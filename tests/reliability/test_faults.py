@@ -29,6 +29,7 @@ from worker import build_worker
 
 FULL = results.FULL
 N = 60 if FULL else 12
+LIMIT = 900 if FULL else 240  # seconds for a whole load: a stuck lab fails in minutes, not CI's hour
 slow_if_full = [pytest.mark.slow] if FULL else []
 
 
@@ -65,7 +66,7 @@ async def test_workers_killed_at_random_moments(tmp_path: Path, scale: bool) -> 
     rng = random.Random(11)
     started = time.monotonic()
     async with lab(tmp_path, workers=1) as here:
-        load = asyncio.create_task(run_load(here.client, N, concurrency=6 if FULL else 4))
+        load = asyncio.create_task(run_load(here.client, N, timeout=LIMIT, concurrency=6 if FULL else 4))
         worker = here.workers[0]
         for _ in range(kills):
             await asyncio.sleep(rng.uniform(1.0, 3.0))
@@ -84,7 +85,7 @@ async def test_postgres_stopped_mid_run(tmp_path: Path, scale: bool) -> None:
     outage = 30 if FULL else 5
     started = time.monotonic()
     async with lab(tmp_path, workers=1) as here:
-        load = asyncio.create_task(run_load(here.client, N, concurrency=8))
+        load = asyncio.create_task(run_load(here.client, N, timeout=LIMIT, concurrency=8))
         await asyncio.sleep(2)
         await asyncio.to_thread(here.stack.postgres.stop)
         await asyncio.sleep(outage)
@@ -103,7 +104,7 @@ async def test_postgres_stopped_mid_run(tmp_path: Path, scale: bool) -> None:
 async def test_temporal_killed_and_restarted_on_its_file(tmp_path: Path, scale: bool) -> None:
     started = time.monotonic()
     async with lab(tmp_path, workers=1) as here:
-        load = asyncio.create_task(run_load(here.client, N, concurrency=8))
+        load = asyncio.create_task(run_load(here.client, N, timeout=LIMIT, concurrency=8))
         await asyncio.sleep(3)
         assert here.stack.temporal is not None
         here.stack.temporal.kill()
@@ -119,7 +120,7 @@ async def test_temporal_killed_and_restarted_on_its_file(tmp_path: Path, scale: 
 async def test_two_workers_and_concurrent_decisions_on_the_same_complaints(tmp_path: Path, scale: bool) -> None:
     started = time.monotonic()
     async with lab(tmp_path, workers=2) as here:
-        outcomes = await run_load(here.client, N, concurrency=12, scripts=[CHATTY])
+        outcomes = await run_load(here.client, N, timeout=LIMIT, concurrency=12, scripts=[CHATTY])
         row = await finish("two workers, concurrent decisions", here, outcomes, started,
                            "bursts of 8 concurrent updates per complaint", extra=(CHATTY,))
     assert_clean(row)
@@ -144,7 +145,7 @@ async def test_a_remedy_that_always_fails_escalates_every_time(tmp_path: Path, s
     started = time.monotonic()
     async with lab(tmp_path, workers=0) as here:
         async with build_worker(here.client, here.store.pool, "complaints", remedy_provider=refusing_provider):
-            outcomes = await run_load(here.client, N, concurrency=12, scripts=[REFUSED])
+            outcomes = await run_load(here.client, N, timeout=LIMIT, concurrency=12, scripts=[REFUSED])
         row = await finish("remedy provider refuses", here, outcomes, started,
                            "every fulfilment refused: escalated, then closed by a supervisor", extra=(REFUSED,))
     assert_clean(row)
