@@ -1,6 +1,7 @@
 """Every saved history replays deterministically with today's workflow code. A change to ComplaintWorkflow
 that would break a running complaint fails here. Histories are saved by the path tests with
-SAVE_HISTORIES=1 (`make histories`); once committed, they are never regenerated to make this test pass."""
+SAVE_HISTORIES=1 (`make histories`) into a folder named for the day; once committed, a folder is never
+regenerated to make this test pass: a newer one is added beside it, and every one keeps replaying."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from temporalio.worker import Replayer
 from codec import data_converter, default_codec
 from workflows.complaint import ComplaintWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+ROOT = Path(__file__).parent / "histories"
+HISTORIES = sorted(ROOT.rglob("*.json"))
 
 
 def test_there_is_a_saved_history_for_every_path() -> None:
-    names = {p.stem for p in HISTORIES}
+    newest = max(p for p in ROOT.iterdir() if p.is_dir())
+    names = {p.stem for p in newest.glob("*.json")}
     expected = {
         "valid_remedy_chosen", "valid_offer_expired", "partially_valid", "invalid_stays", "invalid_leaves",
         "reopened_then_satisfied", "reopened_twice_escalated", "withdrawn_awaiting_assessment",
@@ -28,9 +31,9 @@ def test_there_is_a_saved_history_for_every_path() -> None:
     assert expected <= names, f"missing histories: {sorted(expected - names)}"
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_a_saved_history_replays_with_todays_code(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+    history = WorkflowHistory.from_json(f"{path.parent.name}-{path.stem}", path.read_text(encoding="utf-8"))
     replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=data_converter(default_codec()))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

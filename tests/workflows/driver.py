@@ -101,5 +101,6 @@ class Driver:
         if os.environ.get("SAVE_HISTORIES") != "1":
             return
         history = await self.client.get_workflow_handle(workflow_id(cid)).fetch_history()
-        HISTORIES.mkdir(exist_ok=True)
-        (HISTORIES / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
+        folder = HISTORIES / os.environ.get("HISTORY_SET", "unsorted")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.json").write_text(history.to_json(), encoding="utf-8")
