@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from pydantic import ValidationError
 
 from domain.chain import GENESIS, ChainHead, Recorded
 from eventlog.connect import CONNECTION_ERRORS
@@ -50,14 +52,19 @@ class EventStore(abc.ABC):
         return records[-1].head if records else ChainHead()
 
     async def scan(self, after_position: int = 0, page: int = 5000) -> AsyncIterator[Positioned]:
-        """Page through the whole log in global order."""
-        while True:
-            batch = await self.read_all(after_position, page)
-            if not batch:
-                return
-            for item in batch:
-                yield item
-            after_position = batch[-1].position
+        """Page through the whole log in global order. The next page is asked for before this one is
+        handed out, so PostgreSQL reads it while the caller works."""
+        batch = await self.read_all(after_position, page)
+        while batch:
+            upcoming = asyncio.ensure_future(self.read_all(batch[-1].position, page))
+            await asyncio.sleep(0)  # let the query go out now
+            try:
+                for item in batch:
+                    yield item
+            except BaseException:
+                upcoming.cancel()
+                raise
+            batch = await upcoming
 
 
 def check_batch(records: Sequence[Recorded]) -> None:
@@ -77,21 +84,18 @@ def check_batch(records: Sequence[Recorded]) -> None:
 
 
 _COLUMNS = "complaint_id, sequence, type, schema_version, occurred_at, actor, payload, prev_hash, hash"
+_FIELDS = _COLUMNS.split(", ")
 
 
 def to_record(row: asyncpg.Record | dict[str, Any]) -> Recorded:
-    """A row as a record, without revalidation: a row is evidence, checked by the chain, not by a schema."""
-    return Recorded.model_construct(
-        complaint_id=row["complaint_id"],
-        sequence=row["sequence"],
-        type=row["type"],
-        schema_version=row["schema_version"],
-        occurred_at=row["occurred_at"],
-        actor=row["actor"],
-        payload=row["payload"],
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
-    )
+    """A row as a record. A row is evidence, checked by the chain, not by a schema: one that does not fit
+    the model is still taken as it is. (Validation first because pydantic-core validates these fields
+    faster than ``model_construct`` copies them: it was half the time of `verify --all`.)"""
+    fields = {name: row[name] for name in _FIELDS}
+    try:
+        return Recorded.model_validate(fields)
+    except ValidationError:
+        return Recorded.model_construct(**fields)
 
 
 class PostgresEventStore(EventStore):
