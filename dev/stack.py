@@ -174,6 +174,32 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[Postgres]:
         log.info("postgres stopped", data_dir=str(data_dir))
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(pg: Postgres, prefix: str) -> AsyncIterator[Postgres]:
+    """A migrated database of its own on the same server (a test's empty log, a benchmark's), dropped after."""
+    import uuid
+
+    from eventlog.migrate import migrate
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    owner = await asyncpg.connect(pg.url(database="postgres"))
+    try:
+        await owner.execute(f"CREATE DATABASE {name}")
+    finally:
+        await owner.close()
+    fresh = Postgres(data_dir=pg.data_dir, socket_dir=pg.socket_dir, admin_url=pg.url(database=name),
+                     app_url=pg.url(APP_ROLE, name))
+    await migrate(fresh.admin_url, app_role=APP_ROLE)
+    try:
+        yield fresh
+    finally:
+        owner = await asyncpg.connect(pg.url(database="postgres"))
+        try:
+            await owner.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        finally:
+            await owner.close()
+
+
 async def _wait_for_temporal(address: str, process: subprocess.Popen[bytes], log_file: Path) -> Client:
     deadline = time.monotonic() + 60
     last: Exception | None = None

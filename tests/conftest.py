@@ -25,11 +25,10 @@ from temporalio.worker import Worker
 import logs
 from codec import data_converter, default_codec
 from codec.encryption import KEYS_ENV
-from dev.stack import Postgres, embedded_postgres, venv_bin
+from dev.stack import Postgres, embedded_postgres, scratch_database, venv_bin
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
 from eventlog.keys import MASTER_KEY_ENV, new_master_key
-from eventlog.migrate import migrate
 from workflows.attributes import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -57,21 +56,8 @@ async def postgres(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Po
 @pytest.fixture
 async def database(postgres: Postgres) -> AsyncIterator[Postgres]:
     """A fresh database of its own for a test that needs an empty log."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    owner = await asyncpg.connect(postgres.url(database="postgres"))
-    try:
-        await owner.execute(f"CREATE DATABASE {name}")
-    finally:
-        await owner.close()
-    fresh = Postgres(data_dir=postgres.data_dir, socket_dir=postgres.socket_dir,
-                     admin_url=postgres.url(database=name), app_url=postgres.url("complaints_app", name))
-    await migrate(fresh.admin_url, app_role="complaints_app")
-    yield fresh
-    owner = await asyncpg.connect(postgres.url(database="postgres"))
-    try:
-        await owner.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await owner.close()
+    async with scratch_database(postgres, "t") as fresh:
+        yield fresh
 
 
 @pytest.fixture
