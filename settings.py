@@ -28,8 +28,20 @@ class Settings:
     task_queue: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_TASK_QUEUE", TASK_QUEUE))
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL"))
     database_admin_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_ADMIN_URL"))
+    #: Workflows a worker keeps in memory between tasks. Complaints wait days between human steps, so the
+    #: hot set is small; 500 keeps a worker with 1,000 open complaints under 300 MB (docs/benchmarks.md).
+    workflow_cache: int = field(default_factory=lambda: _count("COMPLAINTS_WORKFLOW_CACHE", 500))
 
     def require_database(self) -> str:
         if not self.database_url:
             raise SystemExit("DATABASE_URL is not set: run `make up` and copy its export line, or set it yourself.")
         return self.database_url
+
+
+def _count(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise SystemExit(f"{name} must be a whole number (0 or more), not {raw!r}")
+    return int(raw)

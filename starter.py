@@ -32,7 +32,8 @@ from domain.intake import ComplaintIntake, check_timing
 from domain.summary import static_summary
 from logs import get_logger
 from settings import TASK_QUEUE, complaint_id_of, workflow_id
-from workflows.complaint import ComplaintRun, ComplaintStart, ComplaintWorkflow, ComplaintWorkflowOptions
+from workflows.complaint import ComplaintWorkflow
+from workflows.start import ComplaintRun, ComplaintStart, ComplaintWorkflowOptions
 
 log = get_logger(__name__)
 T = TypeVar("T")

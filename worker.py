@@ -86,7 +86,8 @@ async def running_worker(settings: Settings, client: Client | None = None, **opt
     pool = await create_pool(settings.require_database())
     try:
         client = client or await connect_temporal(settings.temporal_address, settings.temporal_namespace)
-        worker = build_worker(client, pool, settings.task_queue, **options)
+        worker = build_worker(client, pool, settings.task_queue,
+                              **{"max_cached_workflows": settings.workflow_cache, **options})
         async with worker:
             log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
             yield worker

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -30,54 +29,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.summary import details
     from domain.vocabulary import Verdict
     from workflows import attributes as sa
+    from workflows.start import ComplaintRun, ComplaintStart
 
 SYSTEM = "system"
 # Appends wait out a database outage: a complaint must not fail because PostgreSQL restarted.
 APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(seconds=30))
 CALENDAR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-
-
-class ComplaintWorkflowOptions(BaseModel):
-    """How the workflow runs (not what the complaint is). ``resume`` carries the folded state across
-    continue-as-new; the chain head travels inside it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_history_events: int = Field(default=8_000, ge=100)
-    # With backoff from 2 s to a minute, ten attempts span about five minutes: a provider (or our own
-    # database) away for a while is waited out; one that keeps refusing escalates to a supervisor.
-    fulfilment_attempts: int = Field(default=10, ge=1)
-    resume: Complaint | None = None
-
-
-class ComplaintRun(BaseModel):
-    """A complaint with run options, and across continue-as-new the state carried over."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    intake: ComplaintIntake
-    options: ComplaintWorkflowOptions = ComplaintWorkflowOptions()
-
-
-def _shape(value: Any) -> str:
-    if isinstance(value, ComplaintRun) or (isinstance(value, dict) and "intake" in value):
-        return "run"
-    return "intake"
-
-
-class ComplaintStart(
-    RootModel[Annotated[Annotated[ComplaintIntake, Tag("intake")] | Annotated[ComplaintRun, Tag("run")],
-                        Discriminator(_shape)]]
-):
-    """The workflow's one input (the SDK types a run's arguments only when their count matches, and the
-    ``temporal`` CLI sends one): a bare complaint intake, as backends send it, or a ComplaintRun."""
-
-    #: Field errors are named as in the intake (``customer.id``), not by this wrapper's union tag.
-    error_root: ClassVar[str] = "intake"
-
-    def as_run(self) -> ComplaintRun:
-        return self.root if isinstance(self.root, ComplaintRun) else ComplaintRun(intake=self.root)
 
 
 C = TypeVar("C", bound=cmd.Command)

@@ -24,7 +24,7 @@ from activities import messages as msg
 from tests.reliability import results
 from tests.reliability.lab import ROOT, Lab, lab
 from domain.vocabulary import Stage
-from tests.reliability.load import CHATTY, INTAKE, VALID, Script, run_load, tally
+from tests.reliability.load import CHATTY, EXAMPLES, INTAKE, VALID, Script, run_load, tally
 from worker import build_worker
 
 FULL = results.FULL
@@ -42,12 +42,27 @@ async def verify_all(here: Lab) -> dict[str, Any]:
     return report
 
 
+def secrets_in_logs(here: Lab, also: str) -> list[str]:
+    """Every secret of the stack and every piece of personal data the load sent, looked for in every log
+    the run wrote (workers, Temporal server) and in the auditor's output."""
+    stack = here.stack
+    secrets = {"master key": stack.master_key, "seal key": stack.seal_key, "codec token": stack.codec_token,
+               **{f"codec key {k.split(':')[0]}": k.split(":", 1)[1] for k in stack.codec_keys.split(",")}}
+    for example in EXAMPLES.glob("*.json"):
+        data = json.loads(example.read_text())
+        secrets |= {f"{example.name} {k}": v for k, v in {**data.get("contact", {}),
+                    "name": data.get("customer", {}).get("name")}.items() if isinstance(v, str) and len(v) > 5}
+    logs = [here.worker_logs(), also, *(p.read_text(errors="replace") for p in here.root.rglob("*.log"))]
+    return sorted(name for name, value in secrets.items() if any(value in text for text in logs))
+
+
 async def finish(name: str, here: Lab, outcomes: list[Any], started: float, notes: str,
                  extra: tuple[Script, ...] = ()) -> dict[str, Any]:
     counted = await tally(outcomes, here.store, extra)
     verified = await verify_all(here)
+    leaked = secrets_in_logs(here, json.dumps(verified))
     row = {"fault": name, "complaints": counted.complaints, "events": counted.events, "lost": counted.lost,
-           "duplicated": counted.duplicated, "verify_exit": verified["exit_code"],
+           "duplicated": counted.duplicated, "verify_exit": verified["exit_code"], "secrets_in_logs": leaked,
            "seconds": round(time.monotonic() - started, 1), "notes": notes, "problems": counted.problems[:10],
            "breaks": verified.get("breaks", [])[:10]}
     results.record(row)
@@ -58,6 +73,7 @@ def assert_clean(row: dict[str, Any]) -> None:
     assert row["lost"] == 0, row["problems"]
     assert row["duplicated"] == 0, row["problems"]
     assert row["verify_exit"] == 0, row["breaks"]
+    assert row["secrets_in_logs"] == [], row["secrets_in_logs"]
 
 
 @pytest.mark.parametrize("scale", [pytest.param(FULL, marks=slow_if_full)], ids=["full" if FULL else "fast"])

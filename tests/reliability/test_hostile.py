@@ -193,7 +193,7 @@ def test_sizes_are_bounded_with_a_clear_error(intake_data: Any) -> None:
 
 @pytest.mark.slow
 async def test_ten_thousand_messages_continue_as_new_and_still_verify(drive: Driver, intake_data: Any) -> None:
-    from workflows.complaint import ComplaintWorkflowOptions
+    from workflows.start import ComplaintWorkflowOptions
 
     cid = await drive.submit(intake_data(), ComplaintWorkflowOptions(max_history_events=2_000))
     total, burst = 10_000, 8

@@ -23,7 +23,6 @@ from domain.vocabulary import (
     CustomerChoice,
     DeadlineKind,
     Outcome,
-    RemedyKind,
     RootCause,
     Rung,
     Stage,

@@ -22,7 +22,7 @@ from domain.personal import open_payload
 from eventlog import EventStore
 from eventlog.keys import CustomerKeyring, master_key
 from settings import workflow_id
-from workflows.complaint import ComplaintWorkflow, ComplaintWorkflowOptions
+from workflows.start import ComplaintWorkflowOptions
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 

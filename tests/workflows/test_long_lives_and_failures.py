@@ -19,7 +19,7 @@ from settings import workflow_id
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
 from worker import build_worker
-from workflows.complaint import ComplaintWorkflowOptions
+from workflows.start import ComplaintWorkflowOptions
 
 Data = Callable[..., dict[str, Any]]
 

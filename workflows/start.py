@@ -1,0 +1,56 @@
+"""The workflow's input: the contract a backend (or the ``temporal`` CLI) starts a complaint with.
+
+Kept out of the workflow module and imported passed through the sandbox: pydantic classes defined in a
+workflow module are built again for every run (and kept by every cached run), which cost both
+throughput and memory (see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
+
+from domain.complaint import Complaint
+from domain.intake import ComplaintIntake
+
+
+class ComplaintWorkflowOptions(BaseModel):
+    """How the workflow runs (not what the complaint is). ``resume`` carries the folded state across
+    continue-as-new; the chain head travels inside it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_history_events: int = Field(default=8_000, ge=100)
+    # With backoff from 2 s to a minute, ten attempts span about five minutes: a provider (or our own
+    # database) away for a while is waited out; one that keeps refusing escalates to a supervisor.
+    fulfilment_attempts: int = Field(default=10, ge=1)
+    resume: Complaint | None = None
+
+
+class ComplaintRun(BaseModel):
+    """A complaint with run options, and across continue-as-new the state carried over."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    intake: ComplaintIntake
+    options: ComplaintWorkflowOptions = ComplaintWorkflowOptions()
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, ComplaintRun) or (isinstance(value, dict) and "intake" in value):
+        return "run"
+    return "intake"
+
+
+class ComplaintStart(
+    RootModel[Annotated[Annotated[ComplaintIntake, Tag("intake")] | Annotated[ComplaintRun, Tag("run")],
+                        Discriminator(_shape)]]
+):
+    """The workflow's one input (the SDK types a run's arguments only when their count matches, and the
+    ``temporal`` CLI sends one): a bare complaint intake, as backends send it, or a ComplaintRun."""
+
+    #: Field errors are named as in the intake (``customer.id``), not by this wrapper's union tag.
+    error_root: ClassVar[str] = "intake"
+
+    def as_run(self) -> ComplaintRun:
+        return self.root if isinstance(self.root, ComplaintRun) else ComplaintRun(intake=self.root)
