@@ -18,6 +18,7 @@ from domain.chain import GENESIS, ChainHead, Draft, Recorded, chain, check_chain
 from domain.complaint import Complaint, FoldError, evolve, fold
 from domain.intake import ComplaintIntake
 from domain.policies.remedies import Catalogue
+from tests.unit.samples import INTAKE
 from domain.vocabulary import (
     ChurnCategory,
     CustomerChoice,
@@ -31,20 +32,6 @@ from domain.vocabulary import (
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
 ACK, ASSESSMENT, FINAL = DeadlineKind.acknowledgement, DeadlineKind.assessment, DeadlineKind.final_response
-
-INTAKE: dict[str, Any] = {
-    "complaint_id": "C-1001",
-    "customer": {"id": "cust-4471", "name": "Siti Rahmawati"},
-    "contact": {"handle": "@siti.rahma", "email": "siti.rahma@example.co.id"},
-    "channel": "social",
-    "subject": {"kind": "order", "title": "Late delivery", "reference": "8812",
-                "value": {"amount_minor": 45_000_000, "currency": "IDR"}},
-    "description": "Pesanan #8812 dijanjikan tiba dalam 2 hari, tapi sudah 9 hari belum datang.",
-    "severity": "high",
-    "jurisdiction": "ID",
-    "occurred_at": "2026-11-10T09:30:00+07:00",
-}
-
 
 def intake(**changes: Any) -> ComplaintIntake:
     return ComplaintIntake.model_validate({**INTAKE, **changes})

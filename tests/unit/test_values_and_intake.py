@@ -12,22 +12,12 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from domain.errors import FieldError, field_errors, summary, validate_json
 from domain.intake import CLOCK_SKEW, ComplaintIntake, IntakeTimingError, check_timing
+from tests.unit.samples import INTAKE as SAMPLE
 from domain.values import MAX_LINE_CHARS, MAX_TEXT_BYTES, Actor, ComplaintId, Line, Money, Text, Timestamp
 
 INTAKE = TypeAdapter(ComplaintIntake)
 
-VALID: dict[str, Any] = {
-    "complaint_id": "C-1001",
-    "customer": {"id": "cust-4471", "name": "Siti Rahmawati"},
-    "contact": {"handle": "@siti.rahma", "email": "siti.rahma@example.co.id"},
-    "channel": "social",
-    "subject": {"kind": "order", "title": "Late delivery", "reference": "8812",
-                "value": {"amount_minor": 45_000_000, "currency": "IDR"}},
-    "description": "Pesanan #8812 dijanjikan tiba dalam 2 hari, tapi sudah 9 hari belum datang.",
-    "severity": "high",
-    "jurisdiction": "ID",
-    "occurred_at": "2026-11-10T09:30:00+07:00",
-}
+VALID: dict[str, Any] = SAMPLE
 
 
 def with_(**changes: Any) -> dict[str, Any]:

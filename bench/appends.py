@@ -1,0 +1,135 @@
+"""eventlog.append against raw asyncpg inserts of the same rows into a plain table in the same database:
+one event per call, the batches the workflow really sends, and eight complaints appending at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+
+from bench.figures import Figure, Results, stopwatch
+from bench.synthetic import ROW_COLUMNS, Batches, clone, row
+from dev.stack import Postgres, scratch_database
+from domain.chain import Recorded, canonical_json
+from eventlog import PostgresEventStore
+from eventlog.connect import create_pool
+
+#: Same columns and primary key as complaint_events; no trigger, no function, no lock: what an insert costs.
+RAW_TABLE = """
+CREATE TABLE raw_events (
+    complaint_id text NOT NULL, sequence integer NOT NULL, type text NOT NULL, schema_version integer NOT NULL,
+    occurred_at timestamptz NOT NULL, actor text NOT NULL, payload jsonb NOT NULL, prev_hash char(64) NOT NULL,
+    hash char(64) NOT NULL, workflow_id text NOT NULL, run_id text NOT NULL,
+    position bigint GENERATED ALWAYS AS IDENTITY, recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (complaint_id, sequence));
+GRANT INSERT, SELECT ON raw_events TO complaints_app;
+"""
+INSERT = f"INSERT INTO raw_events ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(f'${i}' for i in range(1, 12))})"
+
+
+class Appenders:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.store = PostgresEventStore(pool)
+
+    async def ours(self, batch: Sequence[Recorded]) -> None:
+        await self.store.append(batch, workflow_id=f"complaint-{batch[0].complaint_id}", run_id="bench")
+
+    async def raw(self, batch: Sequence[Recorded]) -> None:
+        async with self.pool.acquire() as conn:
+            if len(batch) == 1:
+                await conn.execute(INSERT, *row(batch[0]))
+            else:
+                async with conn.transaction():
+                    await conn.executemany(INSERT, [row(r) for r in batch])
+
+
+async def _rate(append: Callable[[Sequence[Recorded]], Awaitable[None]], complaints: list[Batches],
+                streams: int = 1) -> float:
+    """Events per second appending ``complaints`` (each batch in order) over ``streams`` concurrent callers."""
+    queue = list(complaints)
+    events = sum(len(b) for c in complaints for b in c)
+
+    async def stream() -> None:
+        while queue:
+            for batch in queue.pop():
+                await append(batch)
+
+    with stopwatch() as watch:
+        await asyncio.gather(*(stream() for _ in range(streams)))
+    return events / watch.seconds
+
+
+def _singles(complaints: list[Batches]) -> list[Batches]:
+    return [[[r] for b in c for r in b] for c in complaints]
+
+
+async def measure(pg: Postgres, template: Batches, results: Results, advance: Callable[[str], None],
+                  complaints: int = 120) -> None:
+    section = "2. Event log appends"
+    sets = iter(range(10_000))
+
+    def fresh(n: int) -> list[Batches]:
+        return [clone(template, f"A{next(sets):05d}") for _ in range(n)]
+
+    per = sum(len(b) for b in template)
+    sizes = ", ".join(str(len(b)) for b in template)
+    async with scratch_database(pg, "bench_appends") as db:
+        admin = await asyncpg.connect(db.admin_url)
+        await admin.execute(RAW_TABLE)
+        await admin.close()
+        pool = await create_pool(db.app_url, max_size=10)
+        try:
+            appenders = Appenders(pool)
+            await _rate(appenders.ours, fresh(5))  # warm up: connections, plans
+            await _rate(appenders.raw, fresh(5))
+            cases = [("one event per call", _singles, 1), ("the workflow's batches", lambda c: c, 1),
+                     ("the workflow's batches, 8 complaints at once", lambda c: c, 8)]
+            rates = {}
+            for name, shape, streams in cases:
+                raw = await _rate(appenders.raw, shape(fresh(complaints)), streams)
+                ours = rates[name] = await _rate(appenders.ours, shape(fresh(complaints)), streams)
+                results.add(Figure(section, f"events/s, {name}", ours, raw, "events/s", goal=">= 0.5 of raw",
+                                   met=ours >= 0.5 * raw,
+                                   note=f"{complaints * per} events; batches of {sizes}"))
+                advance(f"appends: {name}")
+            results.lever("batching a step's events in one append",
+                          f"{rates[cases[1][0]]:,.0f} events/s in the workflow's batches vs "
+                          f"{rates[cases[0][0]]:,.0f} one event per call", "kept: one append per step")
+        finally:
+            await pool.close()
+        for size in (2, 10):
+            small = await create_pool(db.app_url, max_size=size)
+            try:
+                rate = await _rate(Appenders(small).ours, fresh(complaints // 2), 8)
+            finally:
+                await small.close()
+            results.lever(f"connection pool size {size}", f"{rate:,.0f} events/s, 8 complaints at once",
+                          "kept 10, asyncpg's default: appends serialise on the log's lock whatever the pool "
+                          "size, and a worker's other queries (keys, remedy ledger) use the pool too"
+                          if size == 10 else "not kept: no faster for appends (they queue on the lock)")
+        advance("appends: pool sizes")
+    _canonical_lever(template, results)
+
+
+def _canonical_lever(template: Batches, results: Results) -> None:
+    """orjson against the standard library for the canonical bytes every hash covers (same bytes)."""
+    import time
+
+    bodies = [{"payload": r.payload, "type": r.type, "actor": r.actor} for b in template for r in b] * 2000
+
+    def stdlib(value: object) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    assert all(stdlib(b) == canonical_json(b) for b in bodies[:50])
+    rates = {}
+    for name, dumps in (("orjson", canonical_json), ("json", stdlib)):
+        started = time.perf_counter()
+        for body in bodies:
+            dumps(body)
+        rates[name] = len(bodies) / (time.perf_counter() - started)
+    results.lever("orjson for canonical bytes",
+                  f"{rates['orjson']:,.0f} bodies/s vs {rates['json']:,.0f} with json.dumps (same bytes)",
+                  "kept orjson")

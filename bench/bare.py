@@ -1,0 +1,72 @@
+"""The baseline: a bare Temporal workflow doing what a complaint's workflow does to Temporal (the same number
+of activities, at the same moments, and the same updates) with bodies that do nothing.
+
+The plan is read off a real complaint's history (see ``throughput.calibrate``), so the baseline follows
+the workflow as it is, not as it was when this file was written."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import activity, workflow
+
+#: When the last activity of a marked step ran, by workflow id: the bench hosts these activities itself.
+MARKS: dict[tuple[str, str], float] = {}
+
+
+class Step(BaseModel):
+    """An update: activities it awaits before replying, then activities the workflow runs after it."""
+
+    inside: int
+    after: int
+
+
+class Plan(BaseModel):
+    start: int
+    updates: list[Step]
+
+
+@activity.defn(name="bare_noop")
+async def noop(mark: str) -> None:
+    if mark:
+        MARKS[(activity.info().workflow_id, mark)] = time.time()
+
+
+@workflow.defn(name="BareWorkflow")
+class BareWorkflow:
+    def __init__(self) -> None:
+        self._plan: Plan | None = None
+        self._settled = -1  # the last step whose after-work is done (0: the start)
+        self._answered = 0  # updates answered
+
+    @workflow.run
+    async def run(self, plan: Plan) -> int:
+        self._plan = plan
+        await self._activities(plan.start, mark="started")
+        self._settled = 0
+        for index, step in enumerate(plan.updates, start=1):
+            await workflow.wait_condition(lambda index=index: self._answered >= index)
+            await self._activities(step.after)
+            self._settled = index
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._answered
+
+    @workflow.query
+    def settled(self) -> int:
+        return self._settled
+
+    @workflow.update
+    async def step(self, index: int) -> int:
+        """Like a decision: waits for the complaint to be ready for it, records, replies."""
+        await workflow.wait_condition(lambda: self._settled == index - 1)
+        assert self._plan is not None
+        await self._activities(self._plan.updates[index - 1].inside, mark=f"update-{index}")
+        self._answered = index
+        return index
+
+    async def _activities(self, count: int, mark: str = "") -> None:
+        for n in range(count):
+            await workflow.execute_activity(noop, mark if n == count - 1 else "",
+                                            start_to_close_timeout=timedelta(seconds=30))

@@ -1,0 +1,144 @@
+"""Verification at scale: the chain check alone (in memory, one core), `complaints verify --all --log-only`
+and `complaints report` over 10k, 100k and 1,000,000 events, each beside the floor it cannot beat: hashing
+alone for the chain check, reading the rows for the commands."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from bench.figures import Figure, Results, stopwatch
+from bench.synthetic import ROW_COLUMNS, Batches, clones, row
+from dev.stack import Postgres, scratch_database
+from domain.chain import Recorded, check_chain
+from eventlog.connect import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = (10_000, 100_000, 1_000_000)
+Complaints = list[tuple[str, list[Recorded]]]
+
+
+def generate(template: Batches, events: int) -> Complaints:
+    return [(c[0][0].complaint_id, [r for b in c for r in b]) for c in clones(template, events)]
+
+
+def upto(complaints: Complaints, events: int) -> Complaints:
+    taken, count = [], 0
+    for cid, records in complaints:
+        if count >= events:
+            break
+        taken.append((cid, records[: events - count]))
+        count += len(taken[-1][1])
+    return taken
+
+
+def chain_check(complaints: Complaints) -> tuple[float, int]:
+    events = sum(len(r) for _, r in complaints)
+    with stopwatch() as watch:
+        for cid, records in complaints:
+            _, breaks = check_chain(cid, records)
+            assert not breaks, breaks[:3]
+    return watch.seconds, events
+
+
+def hashing_floor(complaints: Complaints) -> float:
+    """sha256 over the very bytes the chain check hashes, already canonicalised: events/s."""
+    chained = [(bytes.fromhex(r.prev_hash), r.body()) for _, records in complaints for r in records]
+    with stopwatch() as watch:
+        for prev, body in chained:
+            hashlib.sha256(prev + body).hexdigest()
+    return len(chained) / watch.seconds
+
+
+async def load(db: Postgres, complaints: Complaints, copy: bool = True) -> float:
+    rows = [row(r) for _, records in complaints for r in records]
+    conn = await connect(db.admin_url)
+    if copy:  # COPY speaks binary: jsonb is a version byte, then the text
+        await conn.set_type_codec("jsonb", schema="pg_catalog", format="binary",
+                                  encoder=lambda value: b"\x01" + orjson.dumps(value),
+                                  decoder=lambda data: orjson.loads(data[1:]))
+    try:
+        with stopwatch() as watch:
+            if copy:
+                await conn.copy_records_to_table("complaint_events", records=rows, columns=ROW_COLUMNS)
+            else:
+                insert = (f"INSERT INTO complaint_events ({', '.join(ROW_COLUMNS)}) "
+                          f"VALUES ({', '.join(f'${i}' for i in range(1, 12))})")
+                async with conn.transaction():
+                    await conn.executemany(insert, rows)
+        await conn.execute("VACUUM (FREEZE, ANALYZE) complaint_events")  # as an aged table is: hint bits set
+    finally:
+        await conn.close()
+    return len(rows) / watch.seconds
+
+
+async def read_floor(db: Postgres, page: int = 5000) -> float:
+    """Every row read in position order, page by page as the commands read them, doing nothing with it:
+    seconds."""
+    conn = await connect(db.app_url)
+    try:
+        with stopwatch() as watch:
+            after = 0
+            while rows := await conn.fetch(
+                    "SELECT position, complaint_id, sequence, type, schema_version, occurred_at, actor, payload,"
+                    " prev_hash, hash FROM complaint_events WHERE position > $1 ORDER BY position LIMIT $2",
+                    after, page):
+                after = rows[-1]["position"]
+    finally:
+        await conn.close()
+    return watch.seconds
+
+
+def command(db: Postgres, *args: str) -> tuple[float, dict[str, object]]:
+    env = {**os.environ, "DATABASE_URL": db.app_url, "DATABASE_ADMIN_URL": db.admin_url}
+    with stopwatch() as watch:
+        done = subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"complaints {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return watch.seconds, json.loads(done.stdout)
+
+
+async def measure(pg: Postgres, template: Batches, results: Results, advance: Callable[[str], None]) -> None:
+    section = "3-4. Verification and report"
+    everything = await asyncio.to_thread(generate, template, SIZES[-1])
+    advance("verification: 1,000,000 events generated")
+    for size in SIZES:
+        seconds, events = chain_check(upto(everything, size))
+        results.add(Figure(section, f"chain check alone, {size:,} events", events / seconds,
+                           hashing_floor(upto(everything, min(size, 100_000))), "events/s",
+                           goal=">= 100,000 events/s on one core", met=events / seconds >= 100_000,
+                           note=f"{seconds:.2f} s; baseline: sha256 alone over the same canonical bytes"))
+    advance("verification: chain check")
+    with stopwatch() as watch:
+        subprocess.run([sys.executable, "-c", "import cli.main"], cwd=ROOT, check=True)
+    startup = watch.seconds
+    for size in SIZES:
+        part = upto(everything, size)
+        async with scratch_database(pg, f"bench_{size}") as db:
+            rate = await load(db, part, copy=size != SIZES[0])
+            if size == SIZES[0]:
+                executemany = rate
+            elif size == SIZES[-1]:
+                results.lever("COPY for bulk loads", f"{rate:,.0f} rows/s by COPY ({size:,}) vs "
+                              f"{executemany:,.0f} by executemany ({SIZES[0]:,})",
+                              "kept COPY for synthetic loads; appends stay one function call per batch")
+            floor = await read_floor(db)
+            seconds, verdict = command(db, "verify", "--all", "--log-only", "--json")
+            assert verdict.get("ok") is True and verdict.get("events") == size, verdict
+            results.add(Figure(section, f"verify --all --log-only, {size:,} events", size / seconds, size / floor,
+                               "events/s", note=f"{seconds:.1f} s, of which ~{startup:.1f} s starting Python; "
+                               "baseline: reading the same rows"))
+            seconds, report = command(db, "report", "--json")
+            assert report.get("events") == size, report
+            results.add(Figure(section, f"report, {size:,} events", seconds, floor, "s", higher_is_better=False,
+                               note="baseline: reading the same rows"))
+        advance(f"verification: {size:,} events in PostgreSQL")
