@@ -16,6 +16,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    # Seen when the pool resets a connection the server just cut ("another operation is in progress"):
+    # the connection is dead, the append is retried on another.
+    asyncpg.InternalClientError,
 )
 
 

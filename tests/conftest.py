@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -44,6 +45,14 @@ os.environ.setdefault(KEYS_ENV, TEST_CODEC_KEY)
 # suite knows, and the line would otherwise interleave with pytest's output.
 Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
     filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")))), error_if_already_set=False)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# SIGTERM (a CI timeout, `kill`) ends the run as Ctrl-C does, so fixtures still stop what they started.
+signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")

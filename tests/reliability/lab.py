@@ -26,6 +26,15 @@ from eventlog.connect import create_pool
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+def die_with_parent() -> None:
+    """In the child, before exec: SIGKILL it when the test process dies, however it dies (Linux)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @dataclass
 class WorkerProcess:
     name: str
@@ -39,7 +48,8 @@ class WorkerProcess:
         self.starts += 1
         out = self.log_file.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=self.env, stdout=out,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=die_with_parent)
         out.close()
 
     async def started(self, timeout: float = 60) -> None:
@@ -99,7 +109,8 @@ class Lab:
 
 @contextlib.asynccontextmanager
 async def lab(root: Path, workers: int = 1) -> AsyncIterator[Lab]:
-    async with embedded_stack(root / "stack", temporal_port=27233, ui_port=28233) as stack:
+    # Ports the OS picks: a fixed one let a stray worker from an interrupted run join the next lab's server.
+    async with embedded_stack(root / "stack", temporal_port=0, ui_port=0) as stack:
         pool = await create_pool(stack.postgres.app_url, max_size=4)
         here = Lab(root=root, stack=stack, client=await connect_temporal(
                        stack.temporal_address, codec=EncryptionCodec(parse_keys(stack.codec_keys))),

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
 import starter
@@ -103,7 +103,9 @@ CHATTY = Script("chatty", "wrong-size.json", [
     ("withdraw", {"reason": "Sorted."}),
 ], [*INTAKE, "ContactMoveRequested", *["MessageLogged"] * 8, "ComplaintWithdrawn", "ComplaintClosed"], "withdrawn")
 
-TRANSIENT = (RPCError, asyncio.TimeoutError, ConnectionError, OSError)
+# An update whose call timed out (no worker for a while, the log down) is sent again under the same id:
+# Temporal answers a repeat with the first outcome.
+TRANSIENT = (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError, asyncio.TimeoutError, ConnectionError, OSError)
 
 
 async def persist(action: Callable[[], Awaitable[Any]], deadline: float) -> Any:
