@@ -12,11 +12,12 @@ from domain.vocabulary import Stage
 
 
 def static_summary(intake: ComplaintIntake) -> str:
-    """E.g. ``Late delivery · order 8812 · email · high · C-1042``."""
+    """What an operator scans a list of workflows for, e.g. ``Late delivery · order 8812 · email · high · ID ·
+    C-1042`` (ID: the jurisdiction, whose rules and clock apply). No personal data."""
     parts = [intake.subject.title]
     if intake.subject.reference:
         parts.append(f"{intake.subject.kind.value} {intake.subject.reference}")
-    parts += [intake.channel.value, intake.severity.value, intake.complaint_id]
+    parts += [intake.channel.value, intake.severity.value, intake.jurisdiction.value, intake.complaint_id]
     return " · ".join(parts)
 
 

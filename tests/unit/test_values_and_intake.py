@@ -375,3 +375,11 @@ def test_a_complaint_received_more_than_a_year_ago_is_too_old_to_enter() -> None
     received = datetime(2026, 11, 11, tzinfo=timezone.utc)
     assert timing(intake, received + timedelta(days=366)) == []
     assert timing(intake, received + timedelta(days=367)) == [("received_at", "is more than a year ago")]
+
+
+def test_the_static_summary_names_the_case_without_personal_data() -> None:
+    from domain.summary import static_summary
+
+    text = static_summary(ComplaintIntake.model_validate(VALID))
+    assert text == "Late delivery · order 8812 · social · high · ID · C-1001"
+    assert "Siti" not in text and "@" not in text
