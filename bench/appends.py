@@ -109,7 +109,8 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
             results.lever(f"connection pool size {size}", f"{rate:,.0f} events/s, 8 complaints at once",
                           "kept 10, asyncpg's default: appends serialise on the log's lock whatever the pool "
                           "size, and a worker's other queries (keys, remedy ledger) use the pool too"
-                          if size == 10 else "not kept: no faster for appends (they queue on the lock)")
+                          if size == 10 else "not kept, though faster for appends alone (fewer sessions "
+                          "contend for the lock): the worker's other queries share the pool")
         advance("appends: pool sizes")
     _canonical_lever(template, results)
 

@@ -35,7 +35,7 @@ LIMITS: dict[str, str] = {
         "global positions, paid knowingly."
     ),
     "Chain check": (
-        "about 150,000 events/s on one core, flat from 10k to 1M events (linear time). sha256 alone over the "
+        "130,000 to 150,000 events/s on one core from 10k to 1M events (linear time). sha256 alone over the "
         "same bytes runs eight to ten times faster, so the cost is building the canonical bytes (orjson, "
         "sorted keys, the time spelled one way) and walking the records, not hashing."
     ),
@@ -47,7 +47,7 @@ LIMITS: dict[str, str] = {
         "a progress-bar update per event (now per 5,000) and `model_construct` per row (validation is faster)."
     ),
     "Memory": (
-        "about 150 to 215 kB per cached workflow: the sandbox gives each run its own copy of the workflow "
+        "about 215 kB per cached workflow: the sandbox gives each run its own copy of the workflow "
         "module, and each holds its complaint's folded state. Complaints wait days between human steps, so "
         "the worker caches 500 (COMPLAINTS_WORKFLOW_CACHE) rather than the SDK's 1,000: an evicted complaint "
         "is replayed from its history when its timer fires or a decision arrives."
