@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 import starter
 from bench.figures import Figure, Results
-from dev.stack import Stack
+from dev.stack import Stack, die_with_parent
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,8 @@ async def loaded_worker(stack: Stack, client: Client, pool: asyncpg.Pool, compla
            "COMPLAINTS_WORKFLOW_CACHE": str(cache)}
     with log_file.open("wb") as out:
         worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                  preexec_fn=die_with_parent)
     try:
         async def started() -> bool:
             if worker.poll() is not None:

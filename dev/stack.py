@@ -47,6 +47,16 @@ def venv_bin(name: str) -> Path:
     return path
 
 
+def die_with_parent() -> None:
+    """In a child, before exec: SIGKILL it when the thread that started it dies, however it dies (Linux).
+    Start such children from the main thread (not asyncio.to_thread), or they die with the helper thread."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def free_port(preferred: int, host: str = "127.0.0.1") -> int:
     """``preferred`` if nothing listens there, else a free port the OS picks."""
     for port in (preferred, 0):
@@ -268,6 +278,7 @@ class TemporalServer:
         self.process = subprocess.Popen(
             self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # our Ctrl-C is ours to handle: we stop the server ourselves, in order
+            preexec_fn=die_with_parent,  # and if we are killed outright, it does not outlive us
         )
         out.close()
         client = await _wait_for_temporal(self.address, self.process, self.log_file)

@@ -19,20 +19,11 @@ from temporalio.client import Client
 
 from codec import connect_temporal
 from codec.encryption import EncryptionCodec, parse_keys
-from dev.stack import Stack, embedded_stack
+from dev.stack import Stack, die_with_parent, embedded_stack
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def die_with_parent() -> None:
-    """In the child, before exec: SIGKILL it when the test process dies, however it dies (Linux)."""
-    import ctypes
-
-    PR_SET_PDEATHSIG = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
