@@ -17,7 +17,6 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from domain import events as ev
 from domain.chain import Recorded
 from domain.complaint import Complaint, evolve
 from domain.intake import Jurisdiction
