@@ -1,5 +1,6 @@
 """The baseline: a bare Temporal workflow doing what a complaint's workflow does to Temporal (the same number
-of activities, at the same moments, and the same updates) with bodies that do nothing.
+of activities, of the same kinds (activity or local activity), at the same moments, and the same updates)
+with bodies that do nothing.
 
 The plan is read off a real complaint's history (see ``throughput.calibrate``), so the baseline follows
 the workflow as it is, not as it was when this file was written."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import BaseModel
 from temporalio import activity, workflow
@@ -16,16 +18,23 @@ from temporalio import activity, workflow
 MARKS: dict[tuple[str, str], float] = {}
 
 
+Kind = Literal["activity", "local"]
+
+
 class Step(BaseModel):
     """An update: activities it awaits before replying, then activities the workflow runs after it."""
 
-    inside: int
-    after: int
+    inside: list[Kind]
+    after: list[Kind]
 
 
 class Plan(BaseModel):
-    start: int
+    start: list[Kind]
     updates: list[Step]
+
+    @property
+    def activities(self) -> list[Kind]:
+        return self.start + [kind for step in self.updates for kind in step.inside + step.after]
 
 
 @activity.defn(name="bare_noop")
@@ -66,7 +75,7 @@ class BareWorkflow:
         self._answered = index
         return index
 
-    async def _activities(self, count: int, mark: str = "") -> None:
-        for n in range(count):
-            await workflow.execute_activity(noop, mark if n == count - 1 else "",
-                                            start_to_close_timeout=timedelta(seconds=30))
+    async def _activities(self, kinds: list[Kind], mark: str = "") -> None:
+        for n, kind in enumerate(kinds):
+            run = workflow.execute_local_activity if kind == "local" else workflow.execute_activity
+            await run(noop, mark if n == len(kinds) - 1 else "", start_to_close_timeout=timedelta(seconds=30))

@@ -52,10 +52,18 @@ LIMITS: dict[str, str] = {
         "the worker caches 500 (COMPLAINTS_WORKFLOW_CACHE) rather than the SDK's 1,000: an evicted complaint "
         "is replayed from its history when its timer fires or a decision arrives."
     ),
+    "Local activities for appends": (
+        "measured faster (see the levers: a local activity runs in the workflow task, so no round trip to "
+        "the server and three fewer history events per append), but not kept. Appends are idempotent only "
+        "for identical input, and a local activity's input is not in history before it runs: when a worker "
+        "dies between the append and the end of its workflow task, the next attempt computes the batch again "
+        "with a new workflow.now(), which the log must refuse as divergent. With local appends as the default, "
+        "the fast worker-SIGKILL fault test lost a complaint in one run of four (its update failed: the "
+        "workflow completed first; its last three events missing). Keeping them needs appends keyed by run and "
+        "place, returning the batch already stored there: a change to the log's contract."
+    ),
     "Not tried yet": (
-        "local activities for appends (fewer history events per step; a retried local activity is safe "
-        "because appends are idempotent, but a long PostgreSQL outage would hold the workflow task), and a "
-        "log whose readers wait for in-flight transactions instead of a global append lock (what would lift "
+        "a log whose readers wait for in-flight transactions instead of a global append lock (what would lift "
         "concurrent appends above half of raw inserts)."
     ),
 }

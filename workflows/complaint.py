@@ -169,7 +169,8 @@ class ComplaintWorkflow:
     async def _record(self, events: list[Event], actor: str) -> None:
         """Append to the log, then fold what the log stored. The caller holds the lock."""
         state = self._state
-        appended = await workflow.execute_activity(
+        append = workflow.execute_local_activity if self._options.local_appends else workflow.execute_activity
+        appended = await append(
             msg.APPEND_EVENTS,
             msg.AppendEvents(
                 complaint_id=state.complaint_id if state else self._intake.complaint_id,

@@ -24,6 +24,11 @@ class ComplaintWorkflowOptions(BaseModel):
     # With backoff from 2 s to a minute, ten attempts span about five minutes: a provider (or our own
     # database) away for a while is waited out; one that keeps refusing escalates to a supervisor.
     fulfilment_attempts: int = Field(default=10, ge=1)
+    # Appends as local activities (run in the workflow task, recorded as markers): faster, measured by
+    # `make bench`, but not safe to default to. A local activity's input is not in history before it runs,
+    # so a worker killed between the append and the end of its workflow task re-runs it with a new
+    # workflow.now(): the log refuses the different batch at the same place as divergent (docs/benchmarks.md).
+    local_appends: bool = False
     resume: Complaint | None = None
 
 
