@@ -2,7 +2,8 @@
 
 Every ``append_events`` result in a complaint's history (an activity's, or a local activity's marker)
 holds the records exactly as the log stored them, hashes included. So the history can name the very
-sequence where the log was edited, deleted or forged, not only that its head moved. Runs chained by continue-as-new are walked back to the first.
+sequence where the log was edited, deleted or forged, not only that its head moved. Runs chained by
+continue-as-new are walked back to the first.
 """
 
 from __future__ import annotations
