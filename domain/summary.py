@@ -30,7 +30,7 @@ def when(moment: datetime) -> str:
 def awaiting(state: Complaint) -> str:
     """Who must act next, and on what (times on the jurisdiction's clock)."""
 
-    def when(moment: datetime) -> str:
+    def local(moment: datetime) -> str:  # not the module's `when`: this one moves to the local clock first
         return _local(moment, state)
 
     match state.stage:
@@ -42,7 +42,7 @@ def awaiting(state: Complaint) -> str:
         case Stage.awaiting_remedy_choice:
             assert state.offer is not None
             ids = ", ".join(o.id for o in state.offer.options)
-            return (f"the customer: choose a remedy ({ids}) by {when(state.offer.expires_at)}; "
+            return (f"the customer: choose a remedy ({ids}) by {local(state.offer.expires_at)}; "
                     f"option {state.offer.default_option} applies otherwise")
         case Stage.fulfilling_remedy:
             if state.remedy_reference:
@@ -53,11 +53,11 @@ def awaiting(state: Complaint) -> str:
                 return "the system: scheduling the follow-up"
             assert state.choice_offer is not None
             return (f"the customer: stay under the rules or leave without penalty, by "
-                    f"{when(state.choice_offer.expires_at)} ({state.choice_offer.default_option.value} otherwise)")
+                    f"{local(state.choice_offer.expires_at)} ({state.choice_offer.default_option.value} otherwise)")
         case Stage.awaiting_follow_up:
             assert state.follow_up is not None
-            return (f"the customer: rate their satisfaction (1-5) from {when(state.follow_up.at)}, "
-                    f"by {when(state.follow_up.answer_by)}")
+            return (f"the customer: rate their satisfaction (1-5) from {local(state.follow_up.at)}, "
+                    f"by {local(state.follow_up.answer_by)}")
         case Stage.escalated:
             return "a supervisor: decide and close the complaint"
         case Stage.closed:
