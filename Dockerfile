@@ -17,6 +17,7 @@ COPY audit ./audit
 COPY cli ./cli
 COPY dev ./dev
 COPY codec ./codec
+COPY identity ./identity
 COPY worker.py starter.py settings.py logs.py ./
 COPY deploy ./deploy
 RUN make runtime VENV=/opt/venv PYTHON=python3.11

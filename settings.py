@@ -31,6 +31,21 @@ class Settings:
     #: Workflows a worker keeps in memory between tasks. Complaints wait days between human steps, so the
     #: hot set is small; 500 keeps a worker with 1,000 open complaints under 300 MB (docs/benchmarks.md).
     workflow_cache: int = field(default_factory=lambda: _count("COMPLAINTS_WORKFLOW_CACHE", 500))
+    #: Whom the workers believe (COMPLAINTS_TRUSTED_ISSUERS: a JSON list of issuers and their JWKS, inline
+    #: or @file), see identity/tokens.py. Without any, every decision is refused as Unauthenticated.
+    trusted_issuers: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_TRUSTED_ISSUERS", ""))
+    #: Development only: accept complaints and decisions that reached Temporal unencrypted.
+    allow_plaintext: bool = field(default_factory=lambda: _flag("COMPLAINTS_ALLOW_PLAINTEXT"))
+    #: How a complaint's workflow runs (never a caller's to choose): see activities.messages.RunOptions.
+    max_history_events: int = field(default_factory=lambda: _count("COMPLAINTS_MAX_HISTORY_EVENTS", 8_000))
+    fulfilment_attempts: int = field(default_factory=lambda: _count("COMPLAINTS_FULFILMENT_ATTEMPTS", 10))
+    local_appends: bool = field(default_factory=lambda: _flag("COMPLAINTS_LOCAL_APPENDS"))
+    refused_run_ttl_seconds: int = field(default_factory=lambda: _count("COMPLAINTS_REFUSED_RUN_TTL", 60))
+
+    def run_options(self) -> dict[str, object]:
+        """The workflow's run options, for activities.messages.RunOptions (which checks their bounds)."""
+        return {"max_history_events": self.max_history_events, "fulfilment_attempts": self.fulfilment_attempts,
+                "local_appends": self.local_appends, "refused_run_ttl_seconds": self.refused_run_ttl_seconds}
 
     def require_database(self) -> str:
         if not self.database_url:
@@ -45,3 +60,10 @@ def _count(name: str, default: int) -> int:
     if not raw.isdigit():
         raise SystemExit(f"{name} must be a whole number (0 or more), not {raw!r}")
     return int(raw)
+
+
+def _flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise SystemExit(f"{name} must be 1 or 0, not {raw!r}")
+    return raw in ("1", "true", "yes")

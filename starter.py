@@ -33,7 +33,7 @@ from domain.summary import static_summary
 from logs import get_logger
 from settings import TASK_QUEUE, complaint_id_of, workflow_id
 from workflows.complaint import ComplaintWorkflow
-from workflows.start import ComplaintRun, ComplaintStart, ComplaintWorkflowOptions
+from workflows.start import ComplaintStart
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -113,11 +113,11 @@ async def submit(
     intake: ComplaintIntake,
     *,
     task_queue: str = TASK_QUEUE,
-    options: ComplaintWorkflowOptions | None = None,
 ) -> Submission:
-    """Start the complaint's workflow; the same complaint id again returns the existing one, writing nothing."""
+    """Start the complaint's workflow; the same complaint id again returns the existing one, writing nothing.
+    The input is the intake alone: how the workflow runs is the workers' configuration."""
     wid = workflow_id(intake.complaint_id)
-    start = ComplaintStart(intake if options is None else ComplaintRun(intake=intake, options=options))
+    start = ComplaintStart(intake)
     try:
         handle = await client.start_workflow(
             ComplaintWorkflow.run,

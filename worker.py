@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from temporalio.client import Client
+from temporalio.common import HeaderCodecBehavior
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -21,16 +22,21 @@ from temporalio.worker import (
 )
 
 import logs
+from activities import messages as msg
+from activities.admission import Admission, forget_run
 from activities.calendar import compute_deadlines, plan_follow_up
 from activities.eventlog import EventLogActivities
 from activities.remedies import RemedyLedger, quote_remedies
-from codec import connect_temporal
+from codec import connect_temporal, default_codec
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
 from eventlog.keys import CustomerKeyring, master_key
 from eventlog.migrate import migrate
+from identity.tokens import TrustedIssuers
 from settings import Settings
 from workflows.complaint import ComplaintWorkflow
+from workflows.forget import ForgetRefusedRun
+from workflows.perimeter import PerimeterInterceptor, sandbox_runner
 
 log = logs.get_logger(__name__)
 
@@ -53,24 +59,40 @@ def build_worker(
     *,
     remedy_provider: Callable[..., Any] | None = None,
     master: bytes | None = None,
+    issuers: TrustedIssuers | None = None,
+    run_options: msg.RunOptions | None = None,
+    allow_plaintext: bool | None = None,
     **options: Any,
 ) -> Worker:
     """``remedy_provider`` replaces the default ledger: any activity named ``fulfil_remedy`` that is
-    idempotent per (complaint, option). ``master`` wraps customer keys (default: COMPLAINTS_MASTER_KEY)."""
+    idempotent per (complaint, option). ``master`` wraps customer keys (default: COMPLAINTS_MASTER_KEY).
+    ``issuers`` (default: COMPLAINTS_TRUSTED_ISSUERS), ``run_options`` and ``allow_plaintext`` (default:
+    the environment, see settings.py) are the worker's configuration of the workflow's perimeter."""
+    settings = Settings()
     store = PostgresEventStore(pool)
     keyring = CustomerKeyring(pool, master or master_key())
+    trusted = issuers if issuers is not None else TrustedIssuers.parse(settings.trusted_issuers)
+    plaintext = settings.allow_plaintext if allow_plaintext is None else allow_plaintext
+    admission = Admission(store, trusted, run_options or msg.RunOptions(**settings.run_options()),
+                          allow_plaintext=plaintext)
+    # Headers (the callers' tokens) may come encrypted, as the temporal CLI with a codec sends them and as
+    # the project's clients do: the worker opens them with the codec before the doors read them.
+    client = Client(**{**client.config(), "header_codec_behavior": HeaderCodecBehavior.CODEC})
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ComplaintWorkflow],
+        workflows=[ComplaintWorkflow, ForgetRefusedRun],
         activities=[
+            admission.admit,
+            forget_run,
             EventLogActivities(store, keyring).append_events,
             compute_deadlines,
             plan_follow_up,
             quote_remedies,
             remedy_provider or RemedyLedger(pool).fulfil_remedy,
         ],
-        interceptors=[LogContextInterceptor()],
+        interceptors=[LogContextInterceptor(), PerimeterInterceptor(trusted, allow_plaintext=plaintext)],
+        workflow_runner=sandbox_runner(),
         **options,
     )
 
@@ -83,6 +105,9 @@ async def running_worker(settings: Settings, client: Client | None = None, **opt
         applied = await migrate(settings.database_admin_url, app_role=role)
         if applied:
             log.info("event log migrated", applied=applied)
+    if client is None and default_codec() is None and not settings.allow_plaintext:
+        raise SystemExit("COMPLAINTS_CODEC_KEYS is not set: a worker without the codec cannot tell encrypted input "
+                         "from plaintext personal data (set COMPLAINTS_ALLOW_PLAINTEXT=1 for development only)")
     pool = await create_pool(settings.require_database())
     try:
         client = client or await connect_temporal(settings.temporal_address, settings.temporal_namespace)

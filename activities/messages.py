@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.chain import ChainHead, Draft, Recorded
 from domain.events import Deadline, RemedyOption
@@ -19,6 +19,8 @@ COMPUTE_DEADLINES = "compute_deadlines"
 PLAN_FOLLOW_UP = "plan_follow_up"
 QUOTE_REMEDIES = "quote_remedies"
 FULFIL_REMEDY = "fulfil_remedy"
+ADMIT = "admit"
+FORGET_RUN = "forget_run"
 
 
 class _Message(BaseModel):
@@ -89,3 +91,55 @@ class FulfilmentRequest(_Message):
 
 class FulfilmentReceipt(_Message):
     reference: str
+
+
+class RunOptions(_Message):
+    """How a complaint's workflow runs: worker configuration (settings.py), never a caller's input. The
+    workflow reads them through :data:`ADMIT` at the start of each run, so they are recorded in its history
+    and a replay never depends on today's configuration."""
+
+    max_history_events: int = Field(default=8_000, ge=100)
+    # With backoff from 2 s to a minute, ten attempts span about five minutes: a provider (or our own
+    # database) away for a while is waited out; one that keeps refusing escalates to a supervisor.
+    fulfilment_attempts: int = Field(default=10, ge=1, le=100)
+    # Appends as local activities (run in the workflow task, recorded as markers): faster, measured by
+    # `make bench`, but not safe to default to. A local activity's input is not in history before it runs,
+    # so a worker killed between the append and the end of its workflow task re-runs it with a new
+    # workflow.now(): the log refuses the different batch at the same place as divergent (docs/benchmarks.md).
+    local_appends: bool = False
+    #: How long a run refused for plaintext personal data stays in Temporal (for its caller to read why)
+    #: before it is deleted.
+    refused_run_ttl_seconds: int = Field(default=60, ge=1, le=120)
+
+
+class AdmitRequest(_Message):
+    """Everything the perimeter checks before a run acts: the start's credential (a fresh start) or the
+    state carried over (a continuation), and whether its input came in plaintext."""
+
+    complaint_id: str
+    customer_id: str
+    at: datetime
+    credential: str | None = None
+    carried_head: ChainHead | None = None
+    plaintext: bool = False
+
+
+class Refusal(_Message):
+    type: str
+    message: str
+
+
+class Admission(_Message):
+    """The run's options, and either the actor of the intake or why the run may not go on."""
+
+    options: RunOptions
+    actor: str | None = None
+    refusal: Refusal | None = None
+
+
+class ForgetRun(_Message):
+    """Delete a refused run from Temporal after ``after_seconds`` (its input held plaintext personal data)."""
+
+    workflow_id: str
+    run_id: str
+    after_seconds: int

@@ -19,6 +19,7 @@ from domain.chain import Break, Recorded, check_chain
 from domain.complaint import Complaint, DeadlineState, FoldError, fold
 from domain.intake import Jurisdiction
 from domain.personal import Opener, open_payload
+from domain.principals import RecordedActor
 from domain.policies.deadlines import Calendar, business_days_between
 from domain.summary import when
 
@@ -160,7 +161,8 @@ def timeline_from_records(complaint_id: str, records: Iterable[Recorded], opener
         offset = business_days_between(start, record.occurred_at, calendar) if calendar and start else 0
         story.entries.append(Entry(
             sequence=record.sequence, type=record.type, occurred_at=record.occurred_at, local_time=when(local),
-            business_days=offset, actor=record.actor, text=text, said=said, hash=record.hash,
+            business_days=offset, actor=RecordedActor.parse(record.actor).describe(), text=text, said=said,
+            hash=record.hash,
             prev_hash=record.prev_hash,
         ))
     if story.state is not None:

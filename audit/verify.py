@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.common import HeaderCodecBehavior
 from temporalio.worker import Replayer
 
 from audit import checkpoints as cp
@@ -123,8 +124,12 @@ def compare_with_witness(cid: str, logged: list[Recorded], seen: Witness) -> lis
 async def replay(cid: str, seen: Witness, client: Client) -> list[Break]:
     """c: every run's history replays with the workflow code of today."""
     from workflows.complaint import ComplaintWorkflow
+    from workflows.forget import ForgetRefusedRun
+    from workflows.perimeter import for_replay, sandbox_runner
 
-    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=client.data_converter)
+    replayer = Replayer(workflows=[ComplaintWorkflow, ForgetRefusedRun], data_converter=client.data_converter,
+                        interceptors=for_replay(), workflow_runner=sandbox_runner(),
+                        header_codec_behavior=HeaderCodecBehavior.CODEC)
     found = []
     for history in seen.histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
+from temporalio.common import HeaderCodecBehavior
 from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter
 from temporalio.converter import (
     CompositePayloadConverter,
@@ -23,6 +24,7 @@ from temporalio.converter import (
 )
 from temporalio.exceptions import ApplicationError
 
+from codec.encryption import PLAINTEXT
 from domain.errors import field_errors, summary, validate_json
 
 INVALID_INPUT = "InvalidInput"
@@ -31,7 +33,10 @@ INVALID_INPUT = "InvalidInput"
 class _FieldErrorsJSONConverter(PydanticJSONPlainPayloadConverter):
     def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
         try:
-            return super().from_payload(payload, type_hint)
+            value = super().from_payload(payload, type_hint)
+            if PLAINTEXT in payload.metadata and hasattr(value, "_plaintext"):
+                value._plaintext = True  # the workflow refuses personal data that travelled unencrypted
+            return value
         except ValidationError as refused:
             error = refused
             if all(e["type"] == "json_invalid" for e in error.errors()):
@@ -92,9 +97,15 @@ def default_codec() -> PayloadCodec | None:
 _FROM_ENV: Any = object()
 
 
-async def connect_temporal(address: str, namespace: str = "default", codec: PayloadCodec | None = _FROM_ENV
-                           ) -> Client:
-    """A client that speaks the project's contract, encrypting payloads when keys are configured (every
+async def connect_temporal(address: str, namespace: str = "default", codec: PayloadCodec | None = _FROM_ENV,
+                           token: str | None = None) -> Client:
+    """A client that speaks the project's contract, encrypting payloads when keys are configured, and
+    presenting the caller's credential (``token``, else COMPLAINTS_TOKEN) on every start and update (every
     client must use this: worker, starter, CLI, auditor)."""
+    from identity.client import CredentialInterceptor
+
     chosen = default_codec() if codec is _FROM_ENV else codec
-    return await Client.connect(address, namespace=namespace, data_converter=data_converter(chosen))
+    # Headers too go through the codec: a caller's token is no more readable in history than its input.
+    return await Client.connect(address, namespace=namespace, data_converter=data_converter(chosen),
+                                interceptors=[CredentialInterceptor(token)],
+                                header_codec_behavior=HeaderCodecBehavior.CODEC if chosen else HeaderCodecBehavior.NO_CODEC)

@@ -22,6 +22,8 @@ from temporalio.converter import PayloadCodec
 KEYS_ENV = "COMPLAINTS_CODEC_KEYS"
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
+#: Added to a payload that arrived unencrypted, so the worker can refuse personal data sent in plaintext.
+PLAINTEXT = "complaints-plaintext"
 
 
 class UnknownKey(ValueError):
@@ -73,7 +75,12 @@ class EncryptionCodec(PayloadCodec):
 
     def decode_one(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
-            return payload  # plain JSON from a client without the codec (the temporal CLI, say): as it came
+            # Plain JSON from a client without the codec: as it came, marked so the worker's converter can
+            # tell the workflow (which refuses personal data that travelled in plaintext).
+            marked = Payload()
+            marked.CopyFrom(payload)
+            marked.metadata[PLAINTEXT] = b"1"
+            return marked
         key_id = payload.metadata.get(KEY_ID, b"").decode()
         cipher = self._ciphers.get(key_id)
         if cipher is None:

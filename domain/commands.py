@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, model_validator
 
 from domain.intake import Channel
 from domain.values import Actor, Line, Text, Timestamp
@@ -21,7 +21,17 @@ MAX_SHORT_CHARS = 600
 class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    by: Actor = Field(default="operator", description="Who decides, e.g. 'agent:ana' or 'supervisor:budi'.")
+    by: Actor | None = Field(
+        default=None,
+        description="Whose decision this is, when not the authenticated caller's own: 'customer' when an agent "
+                    "records what the customer decided by phone or in person. It can only restate the caller "
+                    "('agent:ana') or name the customer; the log records the authenticated principal.")
+    #: Set by the worker's converter when the argument reached Temporal unencrypted (see codec.encryption).
+    _plaintext: bool = PrivateAttr(default=False)
+
+    @property
+    def plaintext(self) -> bool:
+        return self._plaintext
 
 
 ShortText = Annotated[Text, Field(max_length=MAX_SHORT_CHARS)]
@@ -59,14 +69,12 @@ class Assess(Command):
 
 
 class ChooseRemedy(Command):
-    by: Actor = "customer"
     option_id: Line
 
 
 class ChooseOption(Command):
     """On an invalid complaint: stay under the agreed rules, or leave without penalty."""
 
-    by: Actor = "customer"
     option: CustomerChoice
     reason: Text | None = None
 
@@ -101,7 +109,6 @@ class LogMessage(Command):
 
 
 class RecordFollowUp(Command):
-    by: Actor = "customer"
     satisfaction: Annotated[int, Strict(), Field(ge=1, le=5)]
     comment: Text | None = None
 
@@ -111,7 +118,6 @@ class RecordChurn(Command):
 
 
 class Withdraw(Command):
-    by: Actor = "customer"
     reason: Text | None = None
 
 
@@ -129,7 +135,6 @@ class ExtendDeadline(Command):
 class Close(Command):
     """A supervisor closes an escalated complaint."""
 
-    by: Actor = "supervisor"
     outcome: Literal["resolved", "unresolved"]
     note: Text
 

@@ -148,6 +148,11 @@ class PostgresEventStore(EventStore):
         )
         return [Positioned(row["position"], to_record(row)) for row in rows]
 
+    async def head(self, complaint_id: str) -> ChainHead:
+        rows = await self._fetch("SELECT sequence, hash FROM complaint_events WHERE complaint_id = $1"
+                                 " ORDER BY sequence DESC LIMIT 1", complaint_id)
+        return ChainHead(sequence=rows[0]["sequence"], hash=rows[0]["hash"]) if rows else ChainHead()
+
     async def max_position(self) -> int:
         rows = await self._fetch("SELECT coalesce(max(position), 0) AS p FROM complaint_events")
         return int(rows[0]["p"])

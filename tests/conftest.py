@@ -26,6 +26,8 @@ from temporalio.worker import Worker
 import logs
 from codec import data_converter, default_codec
 from codec.encryption import KEYS_ENV
+from identity.client import CredentialInterceptor
+from tests.principals import ISSUER, SuitePrincipals, token
 from dev.stack import Postgres, embedded_postgres, scratch_database, venv_bin
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
@@ -109,9 +111,12 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server (a 3-day timer takes a fraction of a second). One per test: its
     clock is global, and awaiting a closed workflow's result lets it skip to the next timer it knows, even a
     finished workflow's 10-year execution timeout, which would age every later test's complaint by a decade."""
+    principals = SuitePrincipals()
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(venv_bin("temporal-test-server")), data_converter=data_converter(default_codec())
+        test_server_existing_path=str(venv_bin("temporal-test-server")), data_converter=data_converter(default_codec()),
+        interceptors=[CredentialInterceptor(), principals],
     )
+    principals.clock = env.get_current_time  # tokens minted at the server's (skipping) time
     async with env:
         await register_search_attributes(env.client)
         yield env
@@ -124,6 +129,7 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(venv_bin("temporal")), data_converter=data_converter(default_codec()),
         search_attributes=SEARCH_ATTRIBUTES, dev_server_log_level="error",
+        interceptors=[CredentialInterceptor(), SuitePrincipals()],
     )
     async with env:
         yield env
@@ -176,3 +182,20 @@ def env_var(name: str, value: str) -> Any:
         else:
             os.environ[name] = old
 
+
+
+@pytest.fixture
+def token_for() -> Callable[..., str]:
+    """A valid token of the suite's trusted issuer: ``token_for("agent", "ana")``; a customer's subject is
+    the complaint's customer id."""
+
+    def make(role: str, subject: str = "ana", **options: Any) -> str:
+        return token(role, subject, **options)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def issuer() -> Any:
+    """The suite's issuer key (its public key is in COMPLAINTS_TRUSTED_ISSUERS for every worker)."""
+    return ISSUER

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.common import HeaderCodecBehavior
 from temporalio.worker import Replayer
 
 from codec import data_converter, default_codec
 from workflows.complaint import ComplaintWorkflow
+from workflows.forget import ForgetRefusedRun
+from workflows.perimeter import for_replay, sandbox_runner
 
 ROOT = Path(__file__).parent / "histories"
 HISTORIES = sorted(ROOT.rglob("*.json"))
@@ -34,6 +37,8 @@ def test_there_is_a_saved_history_for_every_path() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_a_saved_history_replays_with_todays_code(path: Path) -> None:
     history = WorkflowHistory.from_json(f"{path.parent.name}-{path.stem}", path.read_text(encoding="utf-8"))
-    replayer = Replayer(workflows=[ComplaintWorkflow], data_converter=data_converter(default_codec()))
+    replayer = Replayer(workflows=[ComplaintWorkflow, ForgetRefusedRun], data_converter=data_converter(default_codec()),
+                        interceptors=for_replay(), workflow_runner=sandbox_runner(),
+                        header_codec_behavior=HeaderCodecBehavior.CODEC)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

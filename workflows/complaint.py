@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.workflow import ParentClosePolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -26,12 +27,19 @@ with workflow.unsafe.imports_passed_through():
     from domain.complaint import Complaint, fold
     from domain.events import Event
     from domain.intake import ComplaintIntake, check_timing
+    from domain.principals import SYSTEM, Forbidden, authorise
     from domain.summary import details
     from domain.vocabulary import Verdict
     from workflows import attributes as sa
-    from workflows.start import ComplaintRun, ComplaintStart
+    from settings import workflow_id
+    from workflows.forget import ForgetRefusedRun
+    from workflows.perimeter import current_principal, start_credential
+    from workflows.start import ComplaintRun, ComplaintStart, ComplaintWorkflowOptions
 
-SYSTEM = "system"
+#: Runs that carry this marker check their perimeter: the workflow id, the input (the intake alone), the
+#: start's credential and the log's head, and record the authenticated principal of every decision. Histories
+#: recorded before it replay as they ran.
+TRUST_BOUNDARY = "trust-boundary-1"
 # Appends wait out a database outage: a complaint must not fail because PostgreSQL restarted.
 APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(seconds=30))
@@ -46,9 +54,12 @@ class ComplaintWorkflow:
     @workflow.init
     def __init__(self, start: ComplaintStart) -> None:
         run = start.as_run()
-        self._options = run.options
-        self._state: Complaint | None = run.options.resume
+        # Until the run is admitted: no state, and options that nobody handed in.
+        self._options: msg.RunOptions | ComplaintWorkflowOptions = msg.RunOptions()
+        self._state: Complaint | None = None
         self._intake = run.intake
+        self._authenticated = False
+        self._intake_actor = SYSTEM
         # One decision at a time: a handler that awaits an activity holds this, so two updates can never
         # chain events on the same head (which the log would refuse as divergent).
         self._lock = asyncio.Lock()
@@ -59,6 +70,12 @@ class ComplaintWorkflow:
 
     @workflow.run
     async def run(self, start: ComplaintStart) -> Complaint:
+        if workflow.patched(TRUST_BOUNDARY):
+            self._authenticated = True
+            await self._admit(start)
+        else:  # a history from before the perimeter: options and state as its input gave them
+            self._options = start.as_run().options
+            self._state = start.as_run().options.resume
         if self._state is None:
             await self._receive(self._intake)
         while True:
@@ -69,12 +86,63 @@ class ComplaintWorkflow:
             if self._history_is_long():
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked())
                 workflow.logger.info("continuing as new", extra=self._log_fields())
-                options = self._options.model_copy(update={"resume": self._current()})
+                if self._authenticated:  # only the state crosses; the next run checks it against the log
+                    options = ComplaintWorkflowOptions(resume=self._current())
+                else:
+                    options = self._options.model_copy(update={"resume": self._current()})  # type: ignore[union-attr]
                 workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=self._intake, options=options)))
             await self._sleep_until_something_changes()
         # Let any update still in flight finish and reply before the run completes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._current()
+
+    async def _admit(self, start: ComplaintStart) -> None:
+        """The perimeter, before anything is written: the workflow id is the complaint's, the input is the
+        intake alone (state only from this workflow's own continue-as-new, and only if it is the log's
+        head), the start's credential may submit, and the log does not hold the complaint already."""
+        info = workflow.info()
+        intake = self._intake
+        expected = workflow_id(intake.complaint_id)
+        if info.workflow_id != expected:
+            await self._refuse("WrongWorkflowId", f"workflow id {info.workflow_id!r} does not belong to complaint "
+                               f"{intake.complaint_id!r}: start it as {expected!r}", start.plaintext)
+        carried = start.as_run().options.resume if start.continuation else None
+        if start.continuation and (info.continued_run_id is None or carried is None):
+            await self._refuse("InputRefused", "the workflow's input is the complaint's intake alone: run options "
+                               "and state are worker configuration, never a caller's", start.plaintext)
+        if carried is not None and carried.complaint_id != intake.complaint_id:
+            await self._refuse("CarriedStateRefused", "the state carried over is another complaint's",
+                               start.plaintext)
+        admission = await workflow.execute_local_activity(
+            msg.ADMIT,
+            msg.AdmitRequest(complaint_id=intake.complaint_id, customer_id=intake.customer.id, at=workflow.now(),
+                             credential=None if carried else start_credential(),
+                             carried_head=carried.head if carried else None, plaintext=start.plaintext),
+            result_type=msg.Admission,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=APPEND_RETRY,
+        )
+        if admission.refusal:
+            await self._refuse(admission.refusal.type, admission.refusal.message, start.plaintext,
+                               admission.options.refused_run_ttl_seconds)
+        self._options = admission.options
+        self._state = carried
+        self._intake_actor = admission.actor or SYSTEM
+
+    async def _refuse(self, kind: str, message: str, plaintext: bool,
+                      forget_after: int = msg.RunOptions().refused_run_ttl_seconds) -> None:
+        """End the run, having written nothing. One whose input held plaintext personal data is deleted from
+        Temporal after its caller has had time to read why (by an abandoned child that outlives it)."""
+        workflow.logger.warning("run refused", extra={"refusal": kind})
+        if plaintext:
+            info = workflow.info()
+            await workflow.start_child_workflow(
+                ForgetRefusedRun.run,
+                msg.ForgetRun(workflow_id=info.workflow_id, run_id=info.run_id, after_seconds=forget_after),
+                id=f"forget-{info.workflow_id}-{info.run_id}",
+                parent_close_policy=ParentClosePolicy.ABANDON,
+            )
+        raise ApplicationError(message, type=kind, non_retryable=True)
 
     async def _receive(self, intake: ComplaintIntake) -> None:
         """Intake: record the complaint with its deadlines, acknowledge it, ask it to move to a private channel."""
@@ -98,7 +166,7 @@ class ComplaintWorkflow:
             )
             sla = decide.SlaSchedule(policy=schedule.policy, calendar=schedule.calendar,
                                      deadlines=schedule.deadlines)
-            await self._record(decide.receive(intake, now, sla), SYSTEM)
+            await self._record(decide.receive(intake, now, sla), SYSTEM, first_actor=self._intake_actor)
         workflow.logger.info("complaint received", extra=self._log_fields())
 
     async def _act_on_clock_and_work(self) -> None:
@@ -166,8 +234,9 @@ class ComplaintWorkflow:
 
     # --- recording ------------------------------------------------------------------------------------
 
-    async def _record(self, events: list[Event], actor: str) -> None:
-        """Append to the log, then fold what the log stored. The caller holds the lock."""
+    async def _record(self, events: list[Event], actor: str, *, first_actor: str | None = None) -> None:
+        """Append to the log, then fold what the log stored. The caller holds the lock. ``first_actor``
+        made the first event (the intake's submitter), the rest follow from it."""
         state = self._state
         append = workflow.execute_local_activity if self._options.local_appends else workflow.execute_activity
         appended = await append(
@@ -177,7 +246,8 @@ class ComplaintWorkflow:
                 customer_id=self._intake.customer.id,
                 head=state.head if state else ChainHead(),
                 occurred_at=workflow.now(),
-                drafts=[Draft.of(event, actor) for event in events],
+                drafts=[Draft.of(event, first_actor if first_actor and i == 0 else actor)
+                        for i, event in enumerate(events)],
             ),
             result_type=msg.Appended,
             start_to_close_timeout=timedelta(seconds=30),
@@ -226,8 +296,28 @@ class ComplaintWorkflow:
 
     # --- decisions by people (updates) -----------------------------------------------------------------
 
+    def _actor(self, command: cmd.Command) -> str:
+        """Who makes this decision: the authenticated principal, if its role may (else ``Forbidden``, naming
+        the roles that may). The principal is the update's own (see workflows.perimeter)."""
+        principal = current_principal()
+        if principal is None:
+            if self._authenticated:
+                raise ApplicationError("no credential", type="Unauthenticated", non_retryable=True)
+            return command.by or "operator"  # a history from before principals: as it was recorded
+        action = workflow.current_update_info().name  # type: ignore[union-attr]
+        customer_id = self._state.customer_id if self._state else self._intake.customer.id
+        sender = getattr(command, "sender", None)
+        try:
+            return authorise(principal, action, customer_id=customer_id, by=command.by,
+                             sender=sender.value if sender else None)
+        except Forbidden as refused:
+            raise ApplicationError(str(refused), {"required_roles": refused.required}, type="Forbidden",
+                                   non_retryable=True) from None
+
     def _check(self, command: cmd.Command) -> None:
-        """Validators: refuse what does not fit the stage, before anything reaches history."""
+        """Validators: refuse who may not decide, and what does not fit the stage, before anything reaches
+        history."""
+        self._actor(command)
         if self._state is None:
             return  # the intake is being recorded; the handler waits for it and checks again
         try:
@@ -237,10 +327,11 @@ class ComplaintWorkflow:
                                    type="ComplaintRefused", non_retryable=True) from None
 
     async def _decide(self, command: C, decision: Callable[[Complaint, C, datetime], list[Event]]) -> Complaint:
+        actor = self._actor(command)
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
             self._check(command)  # again: another update may have moved the complaint on since validation
-            await self._record(decision(self._current(), command, workflow.now()), command.by)
+            await self._record(decision(self._current(), command, workflow.now()), actor)
         workflow.logger.info("decision recorded", extra=self._log_fields())
         return self._current()
 
@@ -250,6 +341,7 @@ class ComplaintWorkflow:
 
     @workflow.update
     async def assess(self, command: cmd.Assess) -> Complaint:
+        actor = self._actor(command)
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
             self._check(command)
@@ -267,7 +359,7 @@ class ComplaintWorkflow:
                     retry_policy=CALENDAR_RETRY,
                 )
                 quote = (offered.options, offered.default_option)
-            await self._record(decide.assess(state, command, workflow.now(), quote), command.by)
+            await self._record(decide.assess(state, command, workflow.now(), quote), actor)
         workflow.logger.info("complaint assessed", extra={**self._log_fields(), "verdict": command.verdict.value})
         return self._current()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, RootModel, Tag
 
 from domain.complaint import Complaint
 from domain.intake import ComplaintIntake
@@ -56,6 +56,17 @@ class ComplaintStart(
 
     #: Field errors are named as in the intake (``customer.id``), not by this wrapper's union tag.
     error_root: ClassVar[str] = "intake"
+    #: Set by the worker's converter when the input reached Temporal unencrypted (see codec.encryption).
+    _plaintext: bool = PrivateAttr(default=False)
+
+    @property
+    def plaintext(self) -> bool:
+        return self._plaintext
+
+    @property
+    def continuation(self) -> bool:
+        """Whether this is a run's state handed on by continue-as-new (never a caller's start)."""
+        return isinstance(self.root, ComplaintRun)
 
     def as_run(self) -> ComplaintRun:
         return self.root if isinstance(self.root, ComplaintRun) else ComplaintRun(intake=self.root)

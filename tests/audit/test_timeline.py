@@ -65,7 +65,10 @@ async def test_the_timeline_tells_the_whole_story_in_order(drive: Driver, intake
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d \+07:00", story.entries[0].local_time)  # Jakarta time
     assert [(d.kind, d.status) for d in story.deadlines] == [
         ("acknowledgement", "met in time"), ("assessment", "met in time"), ("final response", "met in time")]
-    assert [e.actor for e in story.entries][:1] == ["system"] and "agent:ana" in {e.actor for e in story.entries}
+    # Who: the backend that submitted it, then the agents, each as the token named them.
+    actors = [e.actor for e in story.entries]
+    assert actors[0] == "intake:suite-backend (https://id.complaints.test)"
+    assert "agent:ana (https://id.complaints.test)" in actors and "system" in actors
     # Check the JSON round-trips, and the terminal rendering shows the hostile text as text.
     assert json.loads(json.dumps(render_json(story)))["entries"][0]["hash"] == stored[0].hash
     console = Console(record=True, width=160)

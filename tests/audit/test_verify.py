@@ -5,6 +5,7 @@ Temporal."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,8 @@ from eventlog import PostgresEventStore
 from tests.workflows.driver import Driver
 from settings import workflow_id
 from tests.workflows.test_paths import valid
-from workflows.start import ComplaintWorkflowOptions
+from activities.messages import RunOptions
+from worker import build_worker
 
 Data = Callable[..., dict[str, Any]]
 
@@ -102,21 +104,26 @@ async def test_an_untampered_log_verifies_on_every_count(drive: Driver, intake_d
 
 
 @pytest.mark.parametrize("local", [True, False], ids=["local-activity-appends", "activity-appends"])
-async def test_the_history_witnesses_every_append_whichever_way_it_ran(drive: Driver, intake_data: Data,
-                                                                        local: bool) -> None:
-    """Appends run as activities, or as local activities (markers in history) when a run asks for them.
-    The workflow witness reads the stored records out of both, record for record."""
-    cid = await drive.submit(intake_data(), ComplaintWorkflowOptions(local_appends=local))
-    await drive.send(cid, "log_message", sender="customer", channel="email", text="still waiting")
-    history = await drive.client.get_workflow_handle(workflow_id(cid)).fetch_history()
-    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
-               and e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER]
-    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
-                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-    appends = 2  # the intake batch, then the message
-    assert (len(markers), scheduled.count("append_events")) == ((appends, 0) if local else (0, appends))
-    seen = await witness(drive.client, cid)
-    assert seen.records == {r.sequence: r for r in await drive.store.read(cid)}
+async def test_the_history_witnesses_every_append_whichever_way_it_ran(
+        dev_server: WorkflowEnvironment, app_pool: asyncpg.Pool, store: PostgresEventStore, intake_data: Data,
+        local: bool) -> None:
+    """Appends run as activities, or as local activities (markers in history) when the workers are so
+    configured. The workflow witness reads the stored records out of both, record for record."""
+    queue = f"complaints-{uuid.uuid4().hex[:8]}"
+    async with build_worker(dev_server.client, app_pool, queue, run_options=RunOptions(local_appends=local)):
+        drive = Driver(dev_server.client, store, queue)
+        cid = await drive.submit(intake_data())
+        await drive.send(cid, "log_message", sender="customer", channel="email", text="still waiting")
+        history = await drive.client.get_workflow_handle(workflow_id(cid)).fetch_history()
+        markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+                   and e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
+                   and b'"append_events"' in e.marker_recorded_event_attributes.details["data"].payloads[0].data]
+        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                     if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+        appends = 2  # the intake batch, then the message
+        assert (len(markers), scheduled.count("append_events")) == ((appends, 0) if local else (0, appends))
+        seen = await witness(drive.client, cid)
+        assert seen.records == {r.sequence: r for r in await drive.store.read(cid)}
 
 
 async def test_an_edited_payload_is_caught_at_its_sequence(drive: Driver, intake_data: Data,

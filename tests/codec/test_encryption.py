@@ -11,7 +11,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from codec.encryption import ENCODING, EncryptionCodec, UnknownKey, new_codec_key, parse_keys
+from codec.encryption import ENCODING, PLAINTEXT, EncryptionCodec, UnknownKey, new_codec_key, parse_keys
 from dev.stack import venv_bin
 from eventlog import PostgresEventStore
 from settings import workflow_id
@@ -51,9 +51,11 @@ async def test_an_altered_payload_does_not_open() -> None:
         await codec.decode([tampered])
 
 
-async def test_plain_payloads_from_clients_without_the_codec_pass_through() -> None:
+async def test_plain_payloads_from_clients_without_the_codec_pass_through_marked_as_plaintext() -> None:
     codec = EncryptionCodec(parse_keys(new_codec_key()))
-    assert await codec.decode([plain("from the temporal CLI")]) == [plain("from the temporal CLI")]
+    [passed] = await codec.decode([plain("from the temporal CLI")])
+    assert passed.data == plain("from the temporal CLI").data and passed.metadata[PLAINTEXT] == b"1"
+    assert passed.metadata["encoding"] == b"json/plain"
 
 
 def test_bad_key_configuration_is_refused_clearly() -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,6 +22,7 @@ from dev.stack import venv_bin
 from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
 from settings import TASK_QUEUE
+from tests.principals import token
 from tests.workflows.driver import Driver
 from worker import build_worker
 
@@ -57,19 +59,26 @@ async def temporal_async(drive: Driver, *args: str, codec: bool = True) -> subpr
     return await asyncio.to_thread(lambda: temporal(drive, *args, codec=codec))
 
 
+def as_(role: str, subject: str = "ana") -> list[str]:
+    """The credential header, as the README shows it: ``--headers complaints_token='"<token>"'``."""
+    return ["--headers", f"complaints_token={json.dumps(token(role, subject))}"]
+
+
 async def test_the_temporal_cli_starts_and_drives_a_complaint_from_the_examples(drive: Driver) -> None:
     cid = json.loads((ROOT / "examples/late-delivery.json").read_text())["complaint_id"]
     started = await temporal_async(drive, "workflow", "start", "--type", "ComplaintWorkflow", "--task-queue",
                                    "complaints", "--workflow-id", f"complaint-{cid}",
-                                   "--input-file", "examples/late-delivery.json")
+                                   "--input-file", "examples/late-delivery.json", *as_("intake", "crm"))
     assert started.returncode == 0, started.stderr
     for name in ("move_offline", "log_message", "assess", "choose_remedy"):
         done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
-                                    "--name", name, "--input-file", f"examples/updates/{name}.json")
+                                    "--name", name, "--input-file", f"examples/updates/{name}.json", *as_("agent"))
         assert done.returncode == 0, f"{name}: {done.stderr}"
     await drive.stage(cid, Stage.awaiting_follow_up)
     done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
-                                "--name", "record_follow_up", "--input-file", "examples/updates/record_follow_up.json")
+                                "--name", "record_follow_up", "--input-file", "examples/updates/record_follow_up.json",
+                                *as_("customer", json.loads((ROOT / "examples/late-delivery.json").read_text())
+                                     ["customer"]["id"]))
     assert done.returncode == 0, done.stderr
     result = await temporal_async(drive, "workflow", "result", "--workflow-id", f"complaint-{cid}", "-o", "json")
     assert result.returncode == 0, result.stderr
@@ -86,7 +95,8 @@ async def test_a_malformed_start_fails_at_once_naming_the_fields_and_writes_noth
     wid = "complaint-BAD-CLI-1"
     started = await temporal_async(drive, "workflow", "start", "--type", "ComplaintWorkflow", "--task-queue",
                                    "complaints", "--workflow-id", wid,
-                                   "--input", json.dumps({"complaint_id": "BAD-CLI-1", "channel": "fax"}))
+                                   "--input", json.dumps({"complaint_id": "BAD-CLI-1", "channel": "fax"}),
+                                   *as_("intake", "crm"))
     assert started.returncode == 0, started.stderr  # the server accepts any JSON; the workflow refuses it
     result = await temporal_async(drive, "workflow", "result", "--workflow-id", wid)
     assert result.returncode != 0
@@ -104,8 +114,77 @@ async def test_a_malformed_update_from_the_temporal_cli_is_refused_by_name(drive
     cid = await drive.submit(intake_data())  # type: ignore[operator]
     before = await drive.history_length(cid)
     done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
-                                "--name", "assess", "--input", json.dumps({"verdict": "maybe"}))
+                                "--name", "assess", "--input", json.dumps({"verdict": "maybe"}), *as_("agent"))
     assert done.returncode != 0
     shown = done.stdout + done.stderr
     assert "verdict" in shown and "root_cause" in shown and "findings" in shown
     assert await drive.history_length(cid) == before
+
+
+# --- the forgeries of issue 12, through the raw temporal CLI -----------------------------------------------------
+
+
+async def _failure_of(drive: Driver, wid: str) -> str:
+    result = await temporal_async(drive, "workflow", "result", "--workflow-id", wid)
+    assert result.returncode != 0
+    return result.stdout + result.stderr
+
+
+async def test_the_cli_cannot_hand_the_workflow_state_or_options(drive: Driver, intake_data: Any, tmp_path: Path
+                                                                 ) -> None:
+    data = intake_data()
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps({"intake": data, "options": {"fulfilment_attempts": 2**31, "resume": None}}))
+    wid = f"complaint-{data['complaint_id']}"
+    started = await temporal_async(drive, "workflow", "start", "--type", "ComplaintWorkflow", "--task-queue",
+                                   "complaints", "--workflow-id", wid, "--input-file", str(forged),
+                                   *as_("intake", "crm"))
+    assert started.returncode == 0, started.stderr
+    assert "InputRefused" in await _failure_of(drive, wid)
+    assert await drive.store.read(data["complaint_id"]) == []
+
+
+async def test_the_cli_without_a_credential_or_under_another_workflow_id_is_refused(drive: Driver, intake_data: Any,
+                                                                                   tmp_path: Path) -> None:
+    data = intake_data()
+    path = tmp_path / "intake.json"
+    path.write_text(json.dumps(data))
+    for wid, headers, refusal in ((f"complaint-{data['complaint_id']}", [], "no credential"),
+                                  ("complaint-SOMEONE-ELSE", as_("intake", "crm"), "does not belong to complaint")):
+        started = await temporal_async(drive, "workflow", "start", "--type", "ComplaintWorkflow", "--task-queue",
+                                       "complaints", "--workflow-id", wid, "--input-file", str(path), *headers)
+        assert started.returncode == 0, started.stderr
+        assert refusal in await _failure_of(drive, wid)
+    assert await drive.store.read(data["complaint_id"]) == []
+
+
+async def test_the_cli_cannot_decide_under_another_name_or_role(drive: Driver, intake_data: Any) -> None:
+    cid = await drive.submit(intake_data())
+    before = await drive.history_length(cid)
+    attempts = [
+        ([], "assess", "Unauthenticated"),                                   # no credential at all
+        (["--headers", 'complaints_token="forged"'], "assess", "Unauthenticated"),
+        (as_("agent"), "close", "Forbidden"),                                # a supervisor's decision
+        (as_("customer", "not-the-customer"), "withdraw", "Forbidden"),
+    ]
+    for headers, name, refusal in attempts:
+        done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
+                                    "--name", name, "--input-file", f"examples/updates/{name}.json", *headers)
+        assert done.returncode != 0 and refusal in done.stdout + done.stderr, (name, done.stdout, done.stderr)
+    assert await drive.history_length(cid) == before
+    assert [r.type for r in await drive.store.read(cid)][-1] != "ComplaintWithdrawn"
+
+
+async def test_the_cli_without_the_codec_is_refused_and_its_run_deleted(drive: Driver, intake_data: Any,
+                                                                        tmp_path: Path) -> None:
+    data = intake_data()
+    path = tmp_path / "intake.json"
+    path.write_text(json.dumps(data))
+    wid = f"complaint-{data['complaint_id']}"
+    started = await temporal_async(drive, "workflow", "start", "--type", "ComplaintWorkflow", "--task-queue",
+                                   "complaints", "--workflow-id", wid, "--input-file", str(path),
+                                   *as_("intake", "crm"), codec=False)
+    assert started.returncode == 0, started.stderr
+    shown = await _failure_of(drive, wid)
+    assert "PlaintextRefused" in shown or "plaintext" in shown, shown
+    assert await drive.store.read(data["complaint_id"]) == []

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from codec import connect_temporal
+from codec import data_converter
+from tests.principals import SuitePrincipals
 from codec.encryption import EncryptionCodec, parse_keys
 from dev.stack import Stack, die_with_parent, embedded_stack
 from eventlog import PostgresEventStore
@@ -103,8 +104,10 @@ async def lab(root: Path, workers: int = 1) -> AsyncIterator[Lab]:
     # Ports the OS picks: a fixed one let a stray worker from an interrupted run join the next lab's server.
     async with embedded_stack(root / "stack", temporal_port=0, ui_port=0) as stack:
         pool = await create_pool(stack.postgres.app_url, max_size=4)
-        here = Lab(root=root, stack=stack, client=await connect_temporal(
-                       stack.temporal_address, codec=EncryptionCodec(parse_keys(stack.codec_keys))),
+        # The lab's client acts as the suite's principals, with tokens of the stack's own issuer.
+        client = await Client.connect(stack.temporal_address, data_converter=data_converter(
+            EncryptionCodec(parse_keys(stack.codec_keys))), interceptors=[SuitePrincipals(key=stack.issuer())])
+        here = Lab(root=root, stack=stack, client=client,
                    store=PostgresEventStore(pool))
         try:
             for _ in range(workers):

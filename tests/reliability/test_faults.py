@@ -25,6 +25,7 @@ from tests.reliability import results
 from tests.reliability.lab import ROOT, Lab, lab
 from domain.vocabulary import Stage
 from tests.reliability.load import CHATTY, EXAMPLES, INTAKE, VALID, Script, run_load, tally
+from identity.tokens import TrustedIssuers
 from worker import build_worker
 
 FULL = results.FULL
@@ -160,7 +161,8 @@ REFUSED = Script("refused_remedy", "late-delivery.json", [
 async def test_a_remedy_that_always_fails_escalates_every_time(tmp_path: Path, scale: bool) -> None:
     started = time.monotonic()
     async with lab(tmp_path, workers=0) as here:
-        async with build_worker(here.client, here.store.pool, "complaints", remedy_provider=refusing_provider):
+        async with build_worker(here.client, here.store.pool, "complaints", remedy_provider=refusing_provider,
+                                issuers=TrustedIssuers.of(here.stack.issuer())):
             outcomes = await run_load(here.client, N, timeout=LIMIT, concurrency=12, scripts=[REFUSED])
         row = await finish("remedy provider refuses", here, outcomes, started,
                            "every fulfilment refused: escalated, then closed by a supervisor", extra=(REFUSED,))

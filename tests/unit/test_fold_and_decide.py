@@ -87,7 +87,7 @@ class Story:
             cmd.RecordChurn: decide.record_churn, cmd.Close: decide.close, cmd.LogMessage: decide.log_message,
             cmd.Escalate: decide.escalate, cmd.ApologiseForConduct: decide.apologise_for_conduct,
         }[type(command)]
-        return self.record(decision(self.s, command, self.now), command.by)  # type: ignore[operator]
+        return self.record(decision(self.s, command, self.now), command.by or "agent:ana")  # type: ignore[operator]
 
     def _assess(self, state: Complaint, command: cmd.Assess, now: datetime) -> list[ev.Event]:
         return decide.assess(state, command, now, quote(state, command))

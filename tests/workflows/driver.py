@@ -22,7 +22,6 @@ from domain.personal import open_payload
 from eventlog import EventStore
 from eventlog.keys import CustomerKeyring, master_key
 from settings import workflow_id
-from workflows.start import ComplaintWorkflowOptions
 
 HISTORIES = Path(__file__).parent.parent / "histories"
 
@@ -34,9 +33,9 @@ class Driver:
         self.task_queue = task_queue
         self.handles: dict[str, Any] = {}
 
-    async def submit(self, data: dict[str, Any], options: ComplaintWorkflowOptions | None = None) -> str:
+    async def submit(self, data: dict[str, Any]) -> str:
         intake = starter.parse_intake(json.dumps(data))
-        result = await starter.submit(self.client, intake, task_queue=self.task_queue, options=options)
+        result = await starter.submit(self.client, intake, task_queue=self.task_queue)
         assert result.created
         self.handles[intake.complaint_id] = result.handle
         await self.wait(intake.complaint_id, lambda s: s.stage is not Stage.received)

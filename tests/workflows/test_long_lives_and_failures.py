@@ -19,7 +19,7 @@ from settings import workflow_id
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
 from worker import build_worker
-from workflows.start import ComplaintWorkflowOptions
+from activities.messages import RunOptions
 
 Data = Callable[..., dict[str, Any]]
 
@@ -28,9 +28,9 @@ async def test_a_long_conversation_continues_as_new_without_changing_log_or_stat
     time_skipping: WorkflowEnvironment, app_pool: asyncpg.Pool, store: PostgresEventStore, task_queue: str,
     intake_data: Data,
 ) -> None:
-    async with build_worker(time_skipping.client, app_pool, task_queue):
+    async with build_worker(time_skipping.client, app_pool, task_queue, run_options=RunOptions(max_history_events=100)):
         drive = Driver(time_skipping.client, store, task_queue)
-        cid = await drive.submit(intake_data(), ComplaintWorkflowOptions(max_history_events=100))
+        cid = await drive.submit(intake_data())
         first_run = (await time_skipping.client.get_workflow_handle(workflow_id(cid)).describe()).run_id
         for n in range(30):
             await drive.send(cid, "log_message", sender="customer", channel="social", text=f"message {n}")
@@ -75,9 +75,10 @@ async def test_a_remedy_that_cannot_be_fulfilled_escalates_to_a_supervisor(
     intake_data: Data, provider: Any,
 ) -> None:
     attempts.clear()
-    async with build_worker(time_skipping.client, app_pool, task_queue, remedy_provider=provider):
+    async with build_worker(time_skipping.client, app_pool, task_queue, remedy_provider=provider,
+                            run_options=RunOptions(fulfilment_attempts=3)):
         drive = Driver(time_skipping.client, store, task_queue)
-        cid = await drive.submit(intake_data(), ComplaintWorkflowOptions(fulfilment_attempts=3))
+        cid = await drive.submit(intake_data())
         await drive.send(cid, "assess", **valid())
         await drive.send(cid, "choose_remedy", option_id="A")
         state = await drive.stage(cid, Stage.escalated)
