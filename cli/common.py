@@ -21,7 +21,9 @@ T = TypeVar("T")
 console = Console()
 err = Console(stderr=True)
 ComplaintArg = Annotated[str, typer.Argument(help="The complaint's id (its workflow is complaint-<id>).")]
-By = Annotated[str | None, typer.Option("--by", help="Who decides, e.g. agent:ana.")]
+By = Annotated[str | None, typer.Option(
+    "--by", help="Whose decision, when not yours: 'customer' records what the customer decided (by phone, in "
+                 "person) as made on their behalf. The log records you, the authenticated caller.")]
 
 
 def run(work: Awaitable[T] | Callable[[], T]) -> T:

@@ -4,6 +4,7 @@ then every chain verified against the workflows. Everything started here is stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -21,6 +22,8 @@ from temporalio.client import Client
 
 import starter
 from dev.stack import embedded_stack
+from identity.client import acting_as
+from identity.tokens import IssuerKey
 from domain import commands as cmd
 from domain.complaint import Complaint
 from domain.vocabulary import Stage
@@ -49,80 +52,118 @@ async def wait_for(client: Client, complaint_id: str, done: Callable[[Complaint]
         await asyncio.sleep(0.1)
 
 
+# The people who act in the demo, each with a token of the stack's development issuer: agents, a supervisor,
+# the customers themselves, and the backend that submits complaints. The log records each as the actor.
+_issuer: IssuerKey | None = None
+_customers: dict[str, str] = {}
+
+
+def acting(role: str, subject: str) -> contextlib.AbstractContextManager[None]:
+    assert _issuer is not None, "the demo's issuer is set when the stack starts"
+    return acting_as(_issuer.issue(subject, role, ttl=timedelta(minutes=30)))
+
+
+def agent(name: str) -> contextlib.AbstractContextManager[None]:
+    return acting("agent", name)
+
+
+def supervisor(name: str = "budi") -> contextlib.AbstractContextManager[None]:
+    return acting("supervisor", name)
+
+
+def customer(cid: str) -> contextlib.AbstractContextManager[None]:
+    """The complaint's own customer (their page or their reply, in the product)."""
+    return acting("customer", _customers[cid])
+
+
 async def _follow_up(client: Client, cid: str, satisfaction: int, comment: str) -> None:
     await wait_for(client, cid, lambda s: s.stage is Stage.awaiting_follow_up)
-    await starter.send(client, cid, "record_follow_up",
-                       cmd.RecordFollowUp(satisfaction=satisfaction, comment=comment))
+    with customer(cid):
+        await starter.send(client, cid, "record_follow_up",
+                           cmd.RecordFollowUp(satisfaction=satisfaction, comment=comment))
 
 
 async def valid_remedy_chosen(client: Client, cid: str) -> None:
     """Social -> email; conversation logged; valid; the customer picks a voucher; satisfied."""
-    await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung="email", detail="siti.rahma@example.co.id",
-                                                                    by="agent:ana"))
-    await starter.send(client, cid, "log_message", cmd.LogMessage(
-        sender="customer", channel="email", by="customer",
-        text="Paket saya belum sampai. Saya butuh barangnya untuk acara hari Sabtu."))
-    await starter.send(client, cid, "log_message", cmd.LogMessage(
-        sender="agent", channel="email", by="agent:ana",
-        text="Terima kasih sudah menunggu, Bu Siti. Kami sudah cek dengan kurir: paketnya tertahan di gudang transit."))
-    await starter.assess(client, cid, cmd.Assess(
-        verdict="valid", root_cause="third_party", by="agent:ana",
-        findings="Courier held the parcel at the transit hub for 7 days; our 2-day promise was broken.",
-        clause="Delivery promise: 2 working days within Java"))
-    await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="A"))
+    with agent("ana"):
+        await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung="email",
+                                                                        detail="siti.rahma@example.co.id"))
+    with customer(cid):
+        await starter.send(client, cid, "log_message", cmd.LogMessage(
+            sender="customer", channel="email",
+            text="Paket saya belum sampai. Saya butuh barangnya untuk acara hari Sabtu."))
+    with agent("ana"):
+        await starter.send(client, cid, "log_message", cmd.LogMessage(
+            sender="agent", channel="email",
+            text="Terima kasih sudah menunggu, Bu Siti. Kami sudah cek dengan kurir: paketnya tertahan di gudang "
+                 "transit."))
+        await starter.assess(client, cid, cmd.Assess(
+            verdict="valid", root_cause="third_party",
+            findings="Courier held the parcel at the transit hub for 7 days; our 2-day promise was broken.",
+            clause="Delivery promise: 2 working days within Java"))
+    with customer(cid):
+        await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="A"))
     await _follow_up(client, cid, 5, "Voucher diterima, terima kasih atas responsnya.")
 
 
 async def partially_valid(client: Client, cid: str) -> None:
-    """Email -> phone; partly our fault (a faulty switch), partly not (no filter): apology, remedy, explanation."""
-    await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung="phone", detail="+44 20 7946 0958",
-                                                                    by="agent:tom"))
-    await starter.assess(client, cid, cmd.Assess(
-        verdict="partially_valid", root_cause="product", by="agent:tom",
-        findings="The thermostat switch is a known fault in batch 55; limescale from use without a filter "
-                 "also contributed.",
-        sop_reference="KT-200 manual, section 4 (filter)", remedies=["repair", "replacement", "refund"]))
-    await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="B"))
+    """Email -> phone; partly our fault (a faulty switch), partly not (no filter): apology, remedy, explanation.
+    The customer chose the replacement on the phone: the agent records it on their behalf."""
+    with agent("tom"):
+        await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung="phone", detail="+44 20 7946 0958"))
+        await starter.assess(client, cid, cmd.Assess(
+            verdict="partially_valid", root_cause="product",
+            findings="The thermostat switch is a known fault in batch 55; limescale from use without a filter "
+                     "also contributed.",
+            sop_reference="KT-200 manual, section 4 (filter)", remedies=["repair", "replacement", "refund"]))
+        await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="B", by="customer"))
     await _follow_up(client, cid, 4, "Replacement arrived. Fair enough about the filter.")
 
 
 async def invalid_stays(client: Client, cid: str) -> None:
     """The plan never covered Canada: explained calmly; the customer stays under the rules."""
-    await starter.assess(client, cid, cmd.Assess(
-        verdict="invalid", root_cause="customer_misunderstanding", by="agent:lee",
-        findings="FLEX-20 covers US only; roaming add-on was offered by SMS at the border and declined.",
-        clause="FLEX-20 terms, section 3.2", sop_reference="Roaming SOP R-7"))
-    await starter.send(client, cid, "choose_option", cmd.ChooseOption(option="stay"))
+    with agent("lee"):
+        await starter.assess(client, cid, cmd.Assess(
+            verdict="invalid", root_cause="customer_misunderstanding",
+            findings="FLEX-20 covers US only; roaming add-on was offered by SMS at the border and declined.",
+            clause="FLEX-20 terms, section 3.2", sop_reference="Roaming SOP R-7"))
+    with customer(cid):
+        await starter.send(client, cid, "choose_option", cmd.ChooseOption(option="stay"))
     await _follow_up(client, cid, 3, "OK, I understand now. I'll add the roaming pack next time.")
 
 
 async def invalid_leaves(client: Client, cid: str) -> None:
     """The freeze rules were followed; the customer takes the way out without penalty: churn recorded."""
-    await starter.send(client, cid, "apologise_for_conduct", cmd.ApologiseForConduct(
-        text="Kami mohon maaf atas nada staf kami di meja depan. Itu tidak sesuai standar kami.", by="agent:rina"))
-    await starter.assess(client, cid, cmd.Assess(
-        verdict="invalid", root_cause="customer_misunderstanding", by="agent:rina",
-        findings="Freeze requested on day 3 of the cycle; terms apply freezes from the next cycle.",
-        clause="Membership terms 6.1", sop_reference="SOP Keanggotaan 6.1"))
-    await starter.send(client, cid, "choose_option", cmd.ChooseOption(
-        option="leave", reason="Memilih berhenti tanpa penalti."))
+    with agent("rina"):
+        await starter.send(client, cid, "apologise_for_conduct", cmd.ApologiseForConduct(
+            text="Kami mohon maaf atas nada staf kami di meja depan. Itu tidak sesuai standar kami."))
+        await starter.assess(client, cid, cmd.Assess(
+            verdict="invalid", root_cause="customer_misunderstanding",
+            findings="Freeze requested on day 3 of the cycle; terms apply freezes from the next cycle.",
+            clause="Membership terms 6.1", sop_reference="SOP Keanggotaan 6.1"))
+    with customer(cid):
+        await starter.send(client, cid, "choose_option", cmd.ChooseOption(
+            option="leave", reason="Memilih berhenti tanpa penalti."))
 
 
 async def withdrawn(client: Client, cid: str) -> None:
     """The customer found the right size in the parcel and withdrew."""
-    await starter.send(client, cid, "log_message", cmd.LogMessage(
-        sender="customer", channel="email", by="customer", text="Sorry, the size 10 was in the second bag."))
-    await starter.send(client, cid, "withdraw", cmd.Withdraw(reason="Found the right item in the parcel."))
+    with customer(cid):
+        await starter.send(client, cid, "log_message", cmd.LogMessage(
+            sender="customer", channel="email", text="Sorry, the size 10 was in the second bag."))
+        await starter.send(client, cid, "withdraw", cmd.Withdraw(reason="Found the right item in the parcel."))
 
 
 async def sla_breach(client: Client, cid: str) -> None:
     """A letter received weeks ago and entered late: deadlines already breached, escalated at once; then put right."""
     await wait_for(client, cid, lambda s: s.sla_breached)
-    await starter.assess(client, cid, cmd.Assess(
-        verdict="valid", root_cause="service", by="supervisor:budi",
-        findings="Double debit confirmed; the letter was misfiled in the branch post room.",
-        remedies=["refund", "service_credit"], default_remedy="refund"))
-    await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="A"))
+    with supervisor("budi"):
+        await starter.assess(client, cid, cmd.Assess(
+            verdict="valid", root_cause="service",
+            findings="Double debit confirmed; the letter was misfiled in the branch post room.",
+            remedies=["refund", "service_credit"], default_remedy="refund"))
+    with customer(cid):
+        await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="A"))
     await _follow_up(client, cid, 4, "Dana sudah kembali.")
 
 
@@ -178,6 +219,8 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
                             TimeElapsedColumn(), console=console)
         async with embedded_stack(root / "stack", temporal_port=17233, ui_port=18233) as stack:
             stack.use()
+            global _issuer
+            _issuer = stack.issuer()
             env = {**os.environ, **stack.environment()}
             settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                                 database_admin_url=None)
@@ -188,8 +231,10 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
                     task = progress.add_task("complaints", total=len(SCENARIOS))
                     for scenario in SCENARIOS:
                         intake = load(scenario)
+                        _customers[intake.complaint_id] = intake.customer.id
                         progress.update(task, description=f"{intake.complaint_id}: {scenario.path}")
-                        await starter.submit(client, intake)
+                        with acting("intake", "crm-backend"):  # the backend that submits complaints
+                            await starter.submit(client, intake)
                         await scenario.drive(client, intake.complaint_id)
                         state = await wait_for(client, intake.complaint_id, lambda s: not s.is_open)
                         results.append((scenario, state))

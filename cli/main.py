@@ -25,9 +25,57 @@ app.add_typer(db_app, name="db")
 app.add_typer(dev_app, name="dev")
 
 
+token_app = typer.Typer(no_args_is_help=True, help="Credentials: tokens naming a principal and its role.")
+app.add_typer(token_app, name="token")
+
+
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG.")] = False) -> None:
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG.")] = False,
+    token: Annotated[str | None, typer.Option(
+        "--token", help="Act as the principal this token names (default: COMPLAINTS_TOKEN, which `make up` "
+                        "exports). Every start and decision presents it; the log records who it names.",
+        show_default=False)] = None,
+) -> None:
+    import os
+
+    from identity.tokens import TOKEN_ENV
+
     logs.configure("DEBUG" if verbose else "WARNING")
+    if token is not None:
+        os.environ[TOKEN_ENV] = token  # read by the client's credential interceptor (identity/client.py)
+
+
+@token_app.command("issue")
+def token_issue(
+    subject: Annotated[str, typer.Option(help="Who: an id (ana, CUST-1001, crm-backend).")],
+    role: Annotated[str, typer.Option(help="customer | agent | supervisor | intake | auditor")],
+    minutes: Annotated[int, typer.Option(help="How long it is valid (at most 1440).")] = 60,
+    key_file: Annotated[Path | None, typer.Option(
+        help="The issuer's signing key (default: COMPLAINTS_ISSUER_KEY_FILE, the embedded stack's).")] = None,
+) -> None:
+    """Sign a short-lived token with the development issuer's key (`make up` makes one): for a real
+    deployment, tokens come from its identity provider. Prints only the token, for `export COMPLAINTS_TOKEN=`."""
+    import os
+    from datetime import timedelta
+
+    from domain.principals import SUBJECT_PATTERN, Role
+    from identity.tokens import ISSUER_KEY_ENV, IssuerKey
+
+    path = key_file or (Path(os.environ[ISSUER_KEY_ENV]) if os.environ.get(ISSUER_KEY_ENV) else None)
+    if path is None:
+        err.print(f"[red]refused:[/red] no issuer key: pass --key-file or set {ISSUER_KEY_ENV} (`make up` exports it)")
+        raise typer.Exit(2)
+    if role not in {r.value for r in Role}:
+        err.print(f"[red]refused:[/red] role: not one of {', '.join(Role)}")
+        raise typer.Exit(2)
+    if not SUBJECT_PATTERN.fullmatch(subject):
+        err.print("[red]refused:[/red] subject: letters, digits, . _ @ - only, at most 64")
+        raise typer.Exit(2)
+    if not 1 <= minutes <= 1440:
+        err.print("[red]refused:[/red] minutes: between 1 and 1440 (tokens are short-lived)")
+        raise typer.Exit(2)
+    print(IssuerKey.from_file(path).issue(subject, role, ttl=timedelta(minutes=minutes)))
 
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from audit.checkpoints import PUBLIC_KEY_ENV, SEAL_KEY_ENV, new_seal_key, public
 from codec.encryption import KEYS_ENV, EncryptionCodec, new_codec_key, parse_keys
 from codec.server import TOKEN_ENV, new_codec_token, start_codec_server
 from eventlog.keys import MASTER_KEY_ENV, new_master_key
+from identity.tokens import ISSUER_KEY_ENV, TRUSTED_ENV, IssuerKey
+from identity.tokens import TOKEN_ENV as TOKEN_ENV_PRINCIPAL
 from logs import get_logger
 from workflows.attributes import SEARCH_ATTRIBUTES
 
@@ -104,6 +108,10 @@ class Stack:
     codec_keys: str
     codec_token: str
     codec_url: str
+    #: The embedded stack's own identity provider (a development issuer; production trusts its IdP's keys).
+    issuer_key_file: str = ""
+    #: A working credential for the CLI in other shells: a supervisor, for a few hours.
+    operator_token: str = ""
     temporal: TemporalServer | None = field(default=None, repr=False, compare=False)
     namespace: str = "default"
 
@@ -121,7 +129,14 @@ class Stack:
             # For the temporal CLI: it encrypts and reads payloads through the codec server.
             "TEMPORAL_CODEC_ENDPOINT": self.codec_url,
             "TEMPORAL_CODEC_AUTH": f"Bearer {self.codec_token}",
+            # Whom the workers believe, how `complaints token issue` signs, and the CLI's own credential.
+            TRUSTED_ENV: json.dumps([IssuerKey.from_file(self.issuer_key_file).trusted()]),
+            ISSUER_KEY_ENV: self.issuer_key_file,
+            TOKEN_ENV_PRINCIPAL: self.operator_token,
         }
+
+    def issuer(self) -> IssuerKey:
+        return IssuerKey.from_file(self.issuer_key_file)
 
     def exports(self) -> str:
         return "export " + " ".join(f"{k}='{v}'" for k, v in self.environment().items())
@@ -129,6 +144,10 @@ class Stack:
     def use(self) -> None:
         """Point this process at the stack (the CLI commands it runs read the environment)."""
         os.environ.update(self.environment())
+
+
+#: The embedded stack's development issuer (the `iss` of the tokens `complaints token issue` signs).
+DEV_ISSUER = "complaints-dev"
 
 
 def _secret(data: Path, name: str, make: Callable[[], str]) -> str:
@@ -338,8 +357,12 @@ async def embedded_stack(
         with start_codec_server(EncryptionCodec(parse_keys(codec_keys)), codec_token, origins=origins) as codec:
             async with temporal_dev_server(data, port=port, ui_port=ui,
                                            codec_endpoint=codec_endpoint or codec.ui_endpoint) as temporal:
+                issuer = IssuerKey.from_json(_secret(data, "issuer.json",
+                                                     lambda: IssuerKey.generate(DEV_ISSUER).to_json()))
                 yield Stack(postgres=pg, temporal_address=temporal.address,
                             ui_url=f"http://127.0.0.1:{temporal.ui_port}",
                             master_key=_secret(data, "master.key", new_master_key),
                             seal_key=_secret(data, "seal.key", new_seal_key), codec_keys=codec_keys,
-                            codec_token=codec_token, codec_url=codec.url, temporal=temporal)
+                            codec_token=codec_token, codec_url=codec.url, temporal=temporal,
+                            issuer_key_file=str((data / "issuer.json").resolve()),
+                            operator_token=issuer.issue("dev-operator", "supervisor", ttl=timedelta(hours=12)))
