@@ -188,3 +188,50 @@ async def test_the_cli_without_the_codec_is_refused_and_its_run_deleted(drive: D
     shown = await _failure_of(drive, wid)
     assert "PlaintextRefused" in shown or "plaintext" in shown, shown
     assert await drive.store.read(data["complaint_id"]) == []
+
+
+async def _start_file(drive: Driver, tmp_path: Path, wid: str, body: Any, *headers: str) -> str:
+    path = tmp_path / f"{wid}.json"
+    path.write_text(json.dumps(body))
+    started = await temporal_async(drive, "workflow", "start", "--type", "ComplaintWorkflow", "--task-queue",
+                                   "complaints", "--workflow-id", wid, "--input-file", str(path), *headers)
+    assert started.returncode == 0, started.stderr
+    return await _failure_of(drive, wid)
+
+
+async def test_the_cli_cannot_resume_a_forged_state_or_write_into_another_chain(drive: Driver, intake_data: Any,
+                                                                               tmp_path: Path) -> None:
+    victim = await drive.submit(intake_data())
+    before = await drive.store.read(victim)
+    state = (await drive.state(victim)).model_dump(mode="json")
+    # The victim's id and head, under the victim's workflow id (running: Temporal refuses the start) and under
+    # the forger's own: refused either way, the victim's chain untouched.
+    shown = await _start_file(drive, tmp_path, "complaint-FORGER-2", {"intake": {**intake_data(), "complaint_id": victim},
+                                                                    "options": {"resume": state}}, *as_("intake", "x"))
+    assert "does not belong to complaint" in shown or "InputRefused" in shown, shown
+    # A closed state for a new complaint: nothing written, nothing completed as "resolved".
+    data = intake_data()
+    closed = {**state, "complaint_id": data["complaint_id"], "stage": "closed", "outcome": "resolved",
+              "satisfaction": 5}
+    shown = await _start_file(drive, tmp_path, f"complaint-{data['complaint_id']}",
+                              {"intake": data, "options": {"resume": closed}}, *as_("intake", "x"))
+    assert "intake alone" in shown or "invalid" in shown, shown
+    assert await drive.store.read(data["complaint_id"]) == [] and await drive.store.read(victim) == before
+    # A closed complaint started again by the CLI (whose default policy allows a new run after close).
+    await drive.send(victim, "withdraw")
+    await drive.finished(victim)
+    closed_log = await drive.store.read(victim)
+    shown = await _start_file(drive, tmp_path, f"complaint-{victim}", {**intake_data(), "complaint_id": victim},
+                              *as_("intake", "x"))
+    assert "already in the log" in shown, shown
+    assert await drive.store.read(victim) == closed_log
+
+
+async def test_the_cli_cannot_name_another_actor(drive: Driver, intake_data: Any) -> None:
+    cid = await drive.submit(intake_data())
+    before = await drive.history_length(cid)
+    for by in ("system", "supervisor:budi", "agent:someone-else"):
+        done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
+                                    "--name", "withdraw", "--input", json.dumps({"by": by}), *as_("agent"))
+        assert done.returncode != 0 and "Forbidden" in done.stderr and f"'by' names '{by}'" in done.stderr, done.stderr
+    assert await drive.history_length(cid) == before
