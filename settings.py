@@ -28,6 +28,9 @@ class Settings:
     task_queue: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_TASK_QUEUE", TASK_QUEUE))
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL"))
     database_admin_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_ADMIN_URL"))
+    #: The roles that seal checkpoints and erase customers: each may call its one function, nothing else.
+    database_sealer_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_SEALER_URL"))
+    database_eraser_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_ERASER_URL"))
     #: Workflows a worker keeps in memory between tasks. Complaints wait days between human steps, so the
     #: hot set is small; 500 keeps a worker with 1,000 open complaints under 300 MB (docs/benchmarks.md).
     workflow_cache: int = field(default_factory=lambda: _count("COMPLAINTS_WORKFLOW_CACHE", 500))
@@ -51,6 +54,15 @@ class Settings:
         if not self.database_url:
             raise SystemExit("DATABASE_URL is not set: run `make up` and copy its export line, or set it yourself.")
         return self.database_url
+
+    def require(self, name: str) -> str:
+        """DATABASE_SEALER_URL or DATABASE_ERASER_URL: the role of that one task."""
+        value = {"DATABASE_SEALER_URL": self.database_sealer_url,
+                 "DATABASE_ERASER_URL": self.database_eraser_url}[name]
+        if not value:
+            raise SystemExit(f"{name} is not set: this task runs under its own database role "
+                             "(`make up` exports it for the embedded stack).")
+        return value
 
 
 def _count(name: str, default: int) -> int:

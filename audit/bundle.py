@@ -70,6 +70,9 @@ class BundleCheck:
     events: int = 0
     sealed_upto: int = 0
     breaks: list[Break] = field(default_factory=list)
+    #: Whether the checkpoint's signature was checked against a key the auditor trusts. Without one the
+    #: bundle is not "verified": anyone can sign a made-up bundle with a fresh key.
+    signature_checked: bool = False
 
     @property
     def ok(self) -> bool:
@@ -96,9 +99,10 @@ def verify(data: bytes, trusted_public_key: str | None = None) -> BundleCheck:
     if bundle.checkpoint is None or bundle.proof is None:
         return broken("unsealed", "no signed checkpoint covers these events (run `complaints seal`, then export)")
     checkpoint, proof = bundle.checkpoint, bundle.proof
-    if not checkpoint.signature_holds(trusted_public_key):
-        broken("checkpoint_signature", "the checkpoint's signature does not hold"
-               + (" with the trusted key" if trusted_public_key else ""))
+    status = checkpoint.signature_status(trusted_public_key)
+    result.signature_checked = status is not cp.Signature.unchecked
+    if status is cp.Signature.bad:
+        broken("checkpoint_signature", "the checkpoint's signature does not hold with the trusted key")
     sealed = next((e for e in bundle.events if e.sequence == proof.sequence), None)
     if sealed is None:
         return broken("proof_mismatch", f"the proof is for #{proof.sequence}, which the bundle lacks", proof.sequence)

@@ -46,6 +46,9 @@ class Verification:
     by_complaint: dict[str, ComplaintCheck] = field(default_factory=dict)
     checkpoint_breaks: list[Break] = field(default_factory=list)
     checkpoints: int = 0
+    #: Checkpoints whose signature was not checked: no trusted public key was given. Nothing broke, and
+    #: nothing about who signed them is proven either.
+    unchecked_signatures: int = 0
     seconds: float = 0.0
 
     def complaint(self, complaint_id: str) -> ComplaintCheck:
@@ -69,6 +72,7 @@ class Verification:
             "complaints": len(self.by_complaint),
             "events": self.events,
             "checkpoints": self.checkpoints,
+            "unchecked_signatures": self.unchecked_signatures,
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events / self.seconds) if self.seconds else None,
             "breaks": [b.model_dump() for b in self.breaks],
@@ -209,7 +213,8 @@ class Verifier:
         return sorted(ids)
 
     async def checkpoints(self, result: Verification) -> None:
-        stored = await cp.stored_checkpoints(self.store.pool)
+        stored, malformed = await cp.stored_checkpoints(self.store.pool)
+        result.checkpoint_breaks += malformed
         known = {c.position: c for c in stored}
         for published in self.published:
             mine = known.get(published.position)
@@ -220,7 +225,9 @@ class Verifier:
             known[published.position] = published
         for checkpoint in known.values():
             result.checkpoint_breaks += await cp.check(self.store.pool, checkpoint, self.trusted_public_key)
-        result.checkpoints = len(known)
+            if checkpoint.signature_status(self.trusted_public_key) is cp.Signature.unchecked:
+                result.unchecked_signatures += 1
+        result.checkpoints = len(known) + len(malformed)
 
     async def verify(self, ids: list[str] | None = None, *, progress_events: Progress | None = None,
                      progress_complaints: Progress | None = None,

@@ -23,8 +23,9 @@ from settings import Settings
 
 
 @asynccontextmanager
-async def log_pool() -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(Settings().require_database(), min_size=1, max_size=4)
+async def log_pool(url: str | None = None) -> AsyncIterator[asyncpg.Pool]:
+    """Connections as the application role (reading), or as ``url``'s role (sealing, erasing)."""
+    pool = await create_pool(url or Settings().require_database(), min_size=1, max_size=4)
     try:
         yield pool
     finally:
@@ -56,28 +57,44 @@ def verify(
     bundle: Annotated[Path | None, typer.Option(help="Verify an exported bundle offline (no server).")] = None,
     checkpoints: Annotated[Path | None, typer.Option(help="Published checkpoints (JSON lines) that the log "
                                                           "must still extend.")] = None,
-    public_key: Annotated[str | None, typer.Option(help="The trusted seal public key (default: "
-                                                        f"${cp.PUBLIC_KEY_ENV}).")] = None,
+    public_key: Annotated[str | None, typer.Option(help="The seal public key you trust, as `complaints seal "
+                                                        "--public-key` printed it (default: "
+                                                        f"${cp.PUBLIC_KEY_ENV}). Without one, no signature is "
+                                                        "called verified (exit 3).")] = None,
     log_only: Annotated[bool, typer.Option("--log-only", help="Chains and checkpoints only, without "
                                                              "Temporal as the second witness.")] = False,
 ) -> None:
     """Prove complaints' histories: chain, log against workflow, replay, both witnesses, checkpoints.
-    Exit 1 when anything breaks."""
+    Exit 1 when anything breaks; 3 when nothing broke but a checkpoint's signature could not be checked
+    against a trusted public key (so who signed it is not proven)."""
     import os
 
     trusted = public_key or os.environ.get(cp.PUBLIC_KEY_ENV)
+    if trusted:
+        try:
+            cp.TrustedKey.parse(trusted)
+        except (ValueError, IndexError) as error:
+            err.print(f"[red]refused:[/red] public key: {error}")
+            raise typer.Exit(2) from None
     if bundle is not None:
         checked = bundles.verify(read_input(str(bundle)), trusted)
+        unchecked = checked.ok and not checked.signature_checked
         if as_json:
             console.print_json(json.dumps({"ok": checked.ok, "complaint_id": checked.complaint_id,
                                            "events": checked.events, "sealed_upto": checked.sealed_upto,
+                                           "signature_checked": checked.signature_checked,
                                            "breaks": [b.model_dump() for b in checked.breaks]}))
+        elif unchecked:
+            console.print(f"[yellow]not verified[/yellow]: the bundle of {checked.complaint_id} is consistent "
+                          f"({checked.events} events, a proof up to #{checked.sealed_upto}), but its checkpoint's "
+                          "signature was NOT checked against a trusted key: anyone can sign a made-up bundle. "
+                          f"Pass --public-key (or set {cp.PUBLIC_KEY_ENV}) with the key the log's operator published.")
         elif checked.ok:
             console.print(f"[green]verified[/green] bundle of {checked.complaint_id}: {checked.events} events, "
-                          f"sealed up to #{checked.sealed_upto}")
+                          f"sealed up to #{checked.sealed_upto}, signed by the trusted key")
         else:
             _print_breaks(checked)
-        raise typer.Exit(0 if checked.ok else 1)
+        raise typer.Exit(1 if not checked.ok else 3 if unchecked else 0)
     if not all_ and not complaint_ids:
         err.print("name complaints, or --all, or --bundle FILE")
         raise typer.Exit(2)
@@ -112,7 +129,10 @@ def verify(
         verdict = "[green]all verified[/green]" if result.ok else f"[red]{len(result.breaks)} break(s)[/red]"
         console.print(f"{verdict}: {len(result.by_complaint)} complaints, {result.events} events, "
                       f"{result.checkpoints} checkpoints, {result.seconds:.2f} s ({rate})")
-    raise typer.Exit(0 if result.ok else 1)
+        if result.unchecked_signatures:
+            console.print(f"[yellow]{result.unchecked_signatures} checkpoint signature(s) NOT checked[/yellow]: no "
+                          f"trusted public key (--public-key or {cp.PUBLIC_KEY_ENV}); who signed them is not proven.")
+    raise typer.Exit(1 if not result.ok else 3 if result.unchecked_signatures else 0)
 
 
 def export(
@@ -137,20 +157,28 @@ def export(
 
 
 def seal(
-    public_key: Annotated[bool, typer.Option("--public-key", help="Only print the public key auditors verify "
-                                                                  "with.")] = False,
+    public_key: Annotated[bool, typer.Option("--public-key", help="Only print the note verifier key auditors "
+                                                                  "trust (name+keyid+key).")] = False,
 ) -> None:
-    """Sign a checkpoint of the whole log (COMPLAINTS_SEAL_KEY), store it, and print it for publishing."""
+    """Sign a checkpoint of the whole log (COMPLAINTS_SEAL_KEY, as COMPLAINTS_LOG_ORIGIN) under the sealer's
+    database role (DATABASE_SEALER_URL), store it, and print it for publishing. Refused when the stored row
+    is not the one just signed."""
     key = cp.signing_key()
+    origin = cp.log_origin()
     if public_key:
-        console.print(cp.public_key_of(key), highlight=False)
+        console.print(cp.verifier_key(origin, key), highlight=False)
         return
+    url = Settings().require("DATABASE_SEALER_URL")
 
     async def go() -> cp.Checkpoint:
-        async with log_pool() as pool:
-            return await cp.seal(pool, key)
+        async with log_pool(url) as pool:
+            return await cp.seal(pool, key, origin)
 
-    checkpoint = run(go())
+    try:
+        checkpoint = run(go())
+    except cp.SealRefused as refused:
+        err.print(f"[red]refused:[/red] {refused}")
+        raise typer.Exit(1) from None
     err.print(f"sealed position {checkpoint.position}: {checkpoint.events} events of {checkpoint.complaints} "
               "complaints. Publish the line below somewhere the database's administrators cannot change:")
     print(checkpoint.model_dump_json())
@@ -158,18 +186,26 @@ def seal(
 
 def erase_customer(
     customer_id: Annotated[str, typer.Argument(help="The customer's id (never a name).")],
+    requested_by: Annotated[str, typer.Option(help="Who asked for the erasure (recorded with it).")],
+    legal_basis: Annotated[str, typer.Option(help="Why: the request and its legal basis, e.g. 'UU PDP art. 8, "
+                                                  "request 2026-114' (recorded with it).")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Right to erasure (UU PDP, GDPR): destroy the customer's keys. Their personal fields become
-    unreadable for good; every chain, fold and report figure stays as it was."""
-    from eventlog.keys import CustomerKeyring, master_key
+    """Right to erasure (UU PDP, GDPR): destroy one customer's keys, recording who asked, why, and which
+    database user did it (DATABASE_ERASER_URL). Their personal fields become unreadable for good; every
+    chain, fold and report figure stays as it was."""
+    from eventlog.keys import erase_customer as erase
 
+    if not requested_by.strip() or not legal_basis.strip():
+        err.print("[red]refused:[/red] --requested-by and --legal-basis are recorded with the erasure: both are needed")
+        raise typer.Exit(2)
+    url = Settings().require("DATABASE_ERASER_URL")
     if not yes:
         typer.confirm(f"Destroy every key of customer {customer_id}? This cannot be undone.", abort=True)
 
     async def go() -> int:
-        async with log_pool() as pool:
-            return await CustomerKeyring(pool, master_key()).erase(customer_id)
+        async with log_pool(url) as pool:
+            return await erase(pool, customer_id, requested_by=requested_by, legal_basis=legal_basis)
 
     destroyed = run(go())
     console.print(f"customer {customer_id}: {destroyed} key(s) destroyed" if destroyed

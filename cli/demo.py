@@ -250,7 +250,11 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
 
                 pool = await create_pool(stack.postgres.app_url, max_size=2)
                 try:
-                    sealed = await checkpoints.seal(pool, checkpoints.signing_key(stack.seal_key))
+                    sealer = await create_pool(stack.postgres.sealer_url, max_size=1)  # the sealer's own role
+                    try:
+                        sealed = await checkpoints.seal(sealer, checkpoints.signing_key(stack.seal_key), stack.origin)
+                    finally:
+                        await sealer.close()
                     console.print(f"sealed checkpoint at position {sealed.position}: {sealed.events} events, "
                                   f"{sealed.complaints} complaints, root {sealed.root[:16]}")
                     first = results[0][1].complaint_id

@@ -31,9 +31,10 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
                 "Ctrl-C stops the worker, Temporal and PostgreSQL.",
                 title="complaints: embedded stack up",
             ))
-            # Plain lines, never wrapped, so they can be copied into another shell.
+            # The secrets go to a file only this user can read; the screen shows how to use it, never them.
+            env_file = stack.write_env(data_dir / "env")
             print("In another shell:", flush=True)
-            print(f"  {stack.exports()}", flush=True)
+            print(f"  . {env_file.resolve()}", flush=True)
             print("  .venv/bin/complaints submit examples/late-delivery.json", flush=True)
             await stop.wait()
             console.print("stopping...")

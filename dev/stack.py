@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -28,7 +29,7 @@ import asyncpg
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
-from audit.checkpoints import PUBLIC_KEY_ENV, SEAL_KEY_ENV, new_seal_key, public_key_of, signing_key
+from audit.checkpoints import ORIGIN_ENV, PUBLIC_KEY_ENV, SEAL_KEY_ENV, new_seal_key, signing_key, verifier_key
 from codec.encryption import KEYS_ENV, EncryptionCodec, new_codec_key, parse_keys
 from codec.server import TOKEN_ENV, new_codec_token, start_codec_server
 from eventlog.keys import MASTER_KEY_ENV, new_master_key
@@ -41,6 +42,9 @@ log = get_logger(__name__)
 
 DATABASE = "complaints"
 APP_ROLE = "complaints_app"
+SEALER_ROLE = "complaints_sealer"
+ERASER_ROLE = "complaints_eraser"
+SUPERUSER = "postgres"
 
 
 def venv_bin(name: str) -> Path:
@@ -75,16 +79,32 @@ def free_port(preferred: int, host: str = "127.0.0.1") -> int:
 
 @dataclass(frozen=True)
 class Postgres:
-    """A running embedded PostgreSQL: URLs for the owner (migrations, audits) and the application role."""
+    """A running embedded PostgreSQL: URLs for the owner (migrations, audits), the application role, and
+    the sealer's and eraser's roles. Every role logs in with its password (scram-sha-256), the superuser too:
+    the socket is open to anyone on the machine."""
 
     data_dir: Path
     socket_dir: str
     admin_url: str
     app_url: str
     server: Any = field(default=None, repr=False, compare=False)
+    passwords: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    database: str = DATABASE
 
-    def url(self, user: str = "postgres", database: str = DATABASE) -> str:
-        return f"postgresql://{user}@/{database}?host={self.socket_dir}"
+    def url(self, user: str = SUPERUSER, database: str | None = None) -> str:
+        from urllib.parse import quote
+
+        password = self.passwords.get(user)
+        login = f"{user}:{quote(password, safe='')}" if password else user
+        return f"postgresql://{login}@/{database or self.database}?host={self.socket_dir}"
+
+    @property
+    def sealer_url(self) -> str:
+        return self.url(SEALER_ROLE)
+
+    @property
+    def eraser_url(self) -> str:
+        return self.url(ERASER_ROLE)
 
     def stop(self) -> None:
         """Stop the server (fast shutdown: sessions are cut, as in an outage). The data stays."""
@@ -112,6 +132,8 @@ class Stack:
     issuer_key_file: str = ""
     #: A working credential for the CLI in other shells: a supervisor, for a few hours.
     operator_token: str = ""
+    #: The name on this stack's checkpoints (the C2SP note origin): one per data folder.
+    origin: str = "complaints-dev.local/log"
     temporal: TemporalServer | None = field(default=None, repr=False, compare=False)
     namespace: str = "default"
 
@@ -121,9 +143,12 @@ class Stack:
             "TEMPORAL_ADDRESS": self.temporal_address,
             "DATABASE_URL": self.postgres.app_url,
             "DATABASE_ADMIN_URL": self.postgres.admin_url,
+            "DATABASE_SEALER_URL": self.postgres.sealer_url,
+            "DATABASE_ERASER_URL": self.postgres.eraser_url,
             MASTER_KEY_ENV: self.master_key,
             SEAL_KEY_ENV: self.seal_key,
-            PUBLIC_KEY_ENV: public_key_of(signing_key(self.seal_key)),
+            ORIGIN_ENV: self.origin,
+            PUBLIC_KEY_ENV: verifier_key(self.origin, signing_key(self.seal_key)),
             KEYS_ENV: self.codec_keys,
             TOKEN_ENV: self.codec_token,
             # For the temporal CLI: it encrypts and reads payloads through the codec server.
@@ -140,6 +165,15 @@ class Stack:
 
     def exports(self) -> str:
         return "export " + " ".join(f"{k}='{v}'" for k, v in self.environment().items())
+
+    def write_env(self, path: Path) -> Path:
+        """The environment as a file only its owner can read (0600), for `. <path>` in another shell: the
+        secrets are never printed."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text("".join(f"export {k}='{v}'\n" for k, v in self.environment().items()))
+        return path
 
     def use(self) -> None:
         """Point this process at the stack (the CLI commands it runs read the environment)."""
@@ -173,29 +207,58 @@ def _start_postgres_blocking(data_dir: Path) -> tuple[object, str]:
     return server, str(info.socket_dir)
 
 
+def _passwords(data_dir: Path) -> dict[str, str]:
+    """The embedded server's role passwords, made once, kept beside its data (0600)."""
+    import json
+    import secrets
+
+    path = data_dir.parent / f"{data_dir.name}.passwords.json"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(json.dumps({role: secrets.token_urlsafe(18)
+                                    for role in (SUPERUSER, APP_ROLE, SEALER_ROLE, ERASER_ROLE)}))
+    path.chmod(0o600)
+    return dict(json.loads(path.read_text()))
+
+
+#: Every connection authenticates, on the socket too (initdb's default here is trust).
+_HBA = "# complaints: every role authenticates with its password\nlocal all all scram-sha-256\n"
+
+
+async def _require_passwords(data_dir: Path, socket_dir: str, superuser_password: str) -> None:
+    """Give the superuser its password and switch the server from trust to scram-sha-256 (once)."""
+    hba = data_dir / "pg_hba.conf"
+    if hba.read_text() == _HBA:
+        return
+    conn = await asyncpg.connect(f"postgresql://{SUPERUSER}@/postgres?host={socket_dir}")
+    try:
+        await conn.execute("SET password_encryption = 'scram-sha-256'")
+        await conn.execute(f"ALTER ROLE {SUPERUSER} PASSWORD '{superuser_password}'")
+        with hba.open("w") as file:  # in place: the file keeps the server's ownership
+            file.write(_HBA)
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
 @contextlib.asynccontextmanager
 async def embedded_postgres(data_dir: Path) -> AsyncIterator[Postgres]:
-    """PostgreSQL in ``data_dir`` with the ``complaints`` database migrated and its application role."""
-    from eventlog.migrate import migrate
-
+    """PostgreSQL in ``data_dir`` with the ``complaints`` database migrated and its roles."""
     started = time.monotonic()
+    passwords = _passwords(data_dir.resolve())
     server, socket_dir = await asyncio.to_thread(_start_postgres_blocking, data_dir.resolve())
     try:
-        owner = f"postgresql://postgres@/postgres?host={socket_dir}"
-        conn = await asyncpg.connect(owner)
+        await _require_passwords(data_dir.resolve(), socket_dir, passwords[SUPERUSER])
+        bare = Postgres(data_dir=data_dir, socket_dir=socket_dir, admin_url="", app_url="", passwords=passwords)
+        conn = await asyncpg.connect(bare.url(database="postgres"))
         try:
             if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE):
                 await conn.execute(f"CREATE DATABASE {DATABASE}")
         finally:
             await conn.close()
-        pg = Postgres(
-            data_dir=data_dir,
-            socket_dir=socket_dir,
-            admin_url=f"postgresql://postgres@/{DATABASE}?host={socket_dir}",
-            app_url=f"postgresql://{APP_ROLE}@/{DATABASE}?host={socket_dir}",
-            server=server,
-        )
-        await migrate(pg.admin_url, app_role=APP_ROLE)
+        pg = Postgres(data_dir=data_dir, socket_dir=socket_dir, admin_url=bare.url(), app_url=bare.url(APP_ROLE),
+                      server=server, passwords=passwords)
+        await migrate_roles(pg)
         log.info("postgres started", data_dir=str(data_dir), seconds=round(time.monotonic() - started, 2))
         yield pg
     finally:
@@ -203,12 +266,19 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[Postgres]:
         log.info("postgres stopped", data_dir=str(data_dir))
 
 
+async def migrate_roles(pg: Postgres) -> None:
+    """Migrate ``pg``'s database and give each role its grants (and its password)."""
+    from eventlog.migrate import migrate
+
+    await migrate(pg.admin_url, app_role=APP_ROLE, app_password=pg.passwords.get(APP_ROLE),
+                  sealer_role=SEALER_ROLE, sealer_password=pg.passwords.get(SEALER_ROLE),
+                  eraser_role=ERASER_ROLE, eraser_password=pg.passwords.get(ERASER_ROLE))
+
+
 @contextlib.asynccontextmanager
 async def scratch_database(pg: Postgres, prefix: str) -> AsyncIterator[Postgres]:
     """A migrated database of its own on the same server (a test's empty log, a benchmark's), dropped after."""
     import uuid
-
-    from eventlog.migrate import migrate
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     owner = await asyncpg.connect(pg.url(database="postgres"))
@@ -217,8 +287,8 @@ async def scratch_database(pg: Postgres, prefix: str) -> AsyncIterator[Postgres]
     finally:
         await owner.close()
     fresh = Postgres(data_dir=pg.data_dir, socket_dir=pg.socket_dir, admin_url=pg.url(database=name),
-                     app_url=pg.url(APP_ROLE, name))
-    await migrate(fresh.admin_url, app_role=APP_ROLE)
+                     app_url=pg.url(APP_ROLE, name), passwords=pg.passwords, database=name)
+    await migrate_roles(fresh)
     try:
         yield fresh
     finally:
@@ -288,11 +358,32 @@ class TemporalServer:
         for key in SEARCH_ATTRIBUTES:
             args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title().replace('_', '')}"]
         if self.codec_endpoint:
-            args += ["--ui-codec-endpoint", self.codec_endpoint]
+            # The endpoint carries the codec token (a capability path), and `ps` shows every user each command
+            # line: the CLI reads the flag from its environment file instead, which only we can read.
+            args += ["--env-file", str(self.env_file), "--env", self._CLI_ENV]
         return args
+
+    #: The name of the CLI environment (in :attr:`env_file`) whose values set start-dev's flags.
+    _CLI_ENV = "complaints-embedded"
+
+    @property
+    def env_file(self) -> Path:
+        """The CLI's environment file, holding the UI's codec endpoint (a secret): 0600, beside the log."""
+        return self.log_file.with_name("temporal-cli-env.json")
+
+    def _write_env_file(self) -> None:
+        if not self.codec_endpoint:
+            return
+        # JSON is YAML, which the CLI reads: `env.<name>.<flag>` sets that flag (--env-file, --env <name>).
+        # The CLI calls these files deprecated: tests/codec/test_server.py fails if an upgrade drops them.
+        fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            os.fchmod(fd, 0o600)  # a file left from before keeps its mode through O_CREAT
+            file.write(json.dumps({"env": {self._CLI_ENV: {"ui-codec-endpoint": self.codec_endpoint}}}))
 
     async def start(self) -> None:
         self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        self._write_env_file()
         out = self.log_file.open("ab")
         self.process = subprocess.Popen(
             self.command(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -365,4 +456,5 @@ async def embedded_stack(
                             seal_key=_secret(data, "seal.key", new_seal_key), codec_keys=codec_keys,
                             codec_token=codec_token, codec_url=codec.url, temporal=temporal,
                             issuer_key_file=str((data / "issuer.json").resolve()),
-                            operator_token=issuer.issue("dev-operator", "supervisor", ttl=timedelta(hours=12)))
+                            operator_token=issuer.issue("dev-operator", "supervisor", ttl=timedelta(hours=12)),
+                            origin=_secret(data, "origin", lambda: f"complaints-dev.local/{secrets.token_hex(4)}"))

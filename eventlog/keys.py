@@ -88,7 +88,8 @@ class CustomerKeyring:
         return self._master.decrypt(wrapped[:12], wrapped[12:], key_id.encode())
 
     async def key_for(self, customer_id: str) -> DataKey:
-        """The customer's live key, created on first use (once, even with several workers racing)."""
+        """The customer's live key, created on first use (once, even with several workers racing), through
+        the one function the application role may call for it."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT key_id, wrapped_key FROM complaint_customer_keys WHERE customer_id = $1 AND erased_at IS NULL",
@@ -97,15 +98,8 @@ class CustomerKeyring:
             if row is None:
                 key_id = secrets.token_hex(8)
                 key = AESGCMSIV.generate_key(256)
-                await conn.execute(
-                    "INSERT INTO complaint_customer_keys (key_id, customer_id, wrapped_key) VALUES ($1, $2, $3)"
-                    " ON CONFLICT DO NOTHING",
-                    key_id, customer_id, self._wrap(key_id, key),
-                )
-                row = await conn.fetchrow(
-                    "SELECT key_id, wrapped_key FROM complaint_customer_keys"
-                    " WHERE customer_id = $1 AND erased_at IS NULL", customer_id,
-                )
+                row = await conn.fetchrow("SELECT key_id, wrapped_key FROM complaint_customer_key($1, $2, $3)",
+                                          customer_id, key_id, self._wrap(key_id, key))
                 assert row is not None
         # Read every time, never cached: a key erased by another process must not go on sealing new data.
         return DataKey(row["key_id"], self._unwrap(row["key_id"], row["wrapped_key"]))
@@ -118,14 +112,17 @@ class CustomerKeyring:
                               if r["wrapped_key"] is not None else None) for r in rows}
         return KeyOpener(keys)
 
-    async def erase(self, customer_id: str) -> int:
-        """Destroy every key of the customer; returns how many were live."""
-        async with self.pool.acquire() as conn:
-            status = await conn.execute(
-                "UPDATE complaint_customer_keys SET wrapped_key = NULL, erased_at = clock_timestamp()"
-                " WHERE customer_id = $1 AND erased_at IS NULL", customer_id,
-            )
-        return int(status.split()[-1])
+    async def erase(self, customer_id: str, *, requested_by: str, legal_basis: str) -> int:
+        """Destroy the customer's keys (one customer per call) and record who asked and why, in the same
+        transaction; returns how many keys were live. Needs the eraser role (DATABASE_ERASER_URL)."""
+        return await erase_customer(self.pool, customer_id, requested_by=requested_by, legal_basis=legal_basis)
+
+
+async def erase_customer(pool: asyncpg.Pool, customer_id: str, *, requested_by: str, legal_basis: str) -> int:
+    """Crypto-shredding through ``erase_complaint_customer`` (migrations/005_least_privilege.sql)."""
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT erase_complaint_customer($1, $2, $3)",
+                                       customer_id, requested_by, legal_basis))
 
 
 class KeyOpener:

@@ -30,9 +30,34 @@ def _ident(name: str) -> str:
     return name
 
 
-async def migrate(admin_dsn: str, *, app_role: str | None = None, app_password: str | None = None) -> list[str]:
-    """Apply pending migrations as the schema owner and grant ``app_role`` INSERT and SELECT only.
-    Returns the names of the migrations applied now (empty when the schema was already current)."""
+#: What each role may do, and nothing more (the log, its migrations and its checkpoints are written only
+#: through functions, see migrations/005_least_privilege.sql).
+APP = "app"
+SEALER = "sealer"
+ERASER = "eraser"
+_TABLES_READ = {
+    # The workers read the log and customer keys, and write the remedy ledger (the provider's stand-in).
+    APP: ["complaint_events", "complaint_customer_keys", "complaint_remedy_fulfilments", "complaint_checkpoints",
+          "complaint_schema_migrations", "complaint_erasures"],
+    SEALER: ["complaint_events", "complaint_checkpoints"],
+    ERASER: ["complaint_customer_keys", "complaint_erasures"],
+}
+_TABLES_INSERT = {APP: ["complaint_remedy_fulfilments"], SEALER: [], ERASER: []}
+_FUNCTIONS = {
+    APP: ["append_complaint_events(text, integer[], text[], integer[], timestamptz[], text[], jsonb[], text[], "
+          "text[], text, text)", "complaint_customer_key(text, text, bytea)"],
+    SEALER: ["record_complaint_checkpoint(bigint, bigint, integer, text, timestamptz, text, text, text)"],
+    ERASER: ["erase_complaint_customer(text, text, text)"],
+}
+
+
+async def migrate(admin_dsn: str, *, app_role: str | None = None, app_password: str | None = None,
+                  sealer_role: str | None = None, sealer_password: str | None = None,
+                  eraser_role: str | None = None, eraser_password: str | None = None) -> list[str]:
+    """Apply pending migrations as the schema owner and grant each role what it needs and nothing more:
+    ``app_role`` (the workers) SELECT and EXECUTE on the append and key functions; ``sealer_role`` the
+    checkpoint function; ``eraser_role`` the erasure function. Returns the names of the migrations applied
+    now (empty when the schema was already current)."""
     conn = await connect(admin_dsn)
     try:
         async with conn.transaction():
@@ -49,15 +74,18 @@ async def migrate(admin_dsn: str, *, app_role: str | None = None, app_password: 
                     "INSERT INTO complaint_schema_migrations (version, name) VALUES ($1, $2)", version, name
                 )
                 applied_now.append(f"{version:03d}_{name}")
-            if app_role:
-                await _grant(conn, _ident(app_role), app_password)
+            for kind, role, password in ((APP, app_role, app_password), (SEALER, sealer_role, sealer_password),
+                                         (ERASER, eraser_role, eraser_password)):
+                if role:
+                    await _grant(conn, kind, _ident(role), password)
         return applied_now
     finally:
         await conn.close()
 
 
-async def _grant(conn: asyncpg.Connection, role: str, password: str | None) -> None:
-    """The application role may read and append; it owns nothing, so it can neither alter nor drop."""
+async def _grant(conn: asyncpg.Connection, kind: str, role: str, password: str | None) -> None:
+    """The role owns nothing (so it can neither alter nor drop), reads what it must, and writes only through
+    the functions of its kind."""
     if role == await conn.fetchval("SELECT current_user"):
         return  # the owner is its own application role: nothing to narrow (and never revoke the owner's rights)
     exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
@@ -70,18 +98,14 @@ async def _grant(conn: asyncpg.Connection, role: str, password: str | None) -> N
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'complaint%'"
     )
     for row in tables:
+        # REVOKE ALL also takes back column privileges (an earlier version granted UPDATE on key columns).
         await conn.execute(f"REVOKE ALL ON {row['tablename']} FROM {role}")
-        await conn.execute(f"GRANT SELECT, INSERT ON {row['tablename']} TO {role}")
-    for statement in _extra_grants(role):
-        await conn.execute(statement)
-
-
-def _extra_grants(role: str) -> list[str]:
-    """Grants beyond INSERT and SELECT, each with its reason."""
-    return [
-        # Erasure (right to be forgotten) destroys a customer's key: the trigger allows nothing else.
-        f"GRANT UPDATE (wrapped_key, erased_at) ON complaint_customer_keys TO {role}",
-    ]
+    for table in _TABLES_READ[kind]:
+        await conn.execute(f"GRANT SELECT ON {table} TO {role}")
+    for table in _TABLES_INSERT[kind]:
+        await conn.execute(f"GRANT INSERT ON {table} TO {role}")
+    for function in _FUNCTIONS[kind]:
+        await conn.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {role}")
 
 
 def _literal(value: str) -> str:

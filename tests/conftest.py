@@ -80,6 +80,22 @@ async def app_pool(database: Postgres) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
+async def sealer_pool(database: Postgres) -> AsyncIterator[asyncpg.Pool]:
+    """Connections as the sealer's role (checkpoints only)."""
+    pool = await create_pool(database.sealer_url, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def eraser_pool(database: Postgres) -> AsyncIterator[asyncpg.Pool]:
+    """Connections as the eraser's role (erasure only, recorded)."""
+    pool = await create_pool(database.eraser_url, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
 async def store(app_pool: asyncpg.Pool) -> PostgresEventStore:
     return PostgresEventStore(app_pool)
 

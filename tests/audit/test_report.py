@@ -16,6 +16,7 @@ from audit.report import build_report, percentile, render_html, render_json, rep
 from domain.policies.deadlines import business_days_between
 from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
+from eventlog.keys import erase_customer
 from eventlog.keys import CustomerKeyring, master_key
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import invalid, valid
@@ -91,12 +92,12 @@ async def test_since_keeps_only_complaints_received_from_that_day(drive: Driver,
     assert render_json(await build_report(drive.store, date(2000, 1, 1)))["complaints"] == 5
 
 
-async def test_erasure_changes_no_figure(drive: Driver, intake_data: Callable[..., Any], app_pool: asyncpg.Pool) -> None:
+async def test_erasure_changes_no_figure(drive: Driver, intake_data: Callable[..., Any], eraser_pool: asyncpg.Pool
+                                        ) -> None:
     await five_paths(drive, intake_data)
     before = render_json(await build_report(drive.store))
-    keyring = CustomerKeyring(app_pool, master_key())
     for customer in ("cust-4471", "cust-1188", "cust-7310", "cust-3302", "cust-5521"):
-        await keyring.erase(customer)
+        await erase_customer(eraser_pool, customer, requested_by="dpo", legal_basis="request")
     assert render_json(await build_report(drive.store)) == before
 
 

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from audit.timeline import build_timeline, render_html, render_json, render_text
 from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
+from eventlog.keys import erase_customer
 from eventlog.keys import CustomerKeyring, master_key
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
@@ -102,12 +103,12 @@ async def test_a_tampered_log_shows_a_broken_badge_naming_the_sequence(drive: Dr
 
 
 async def test_after_erasure_personal_fields_read_erased_and_the_story_still_verifies(
-    drive: Driver, intake_data: Callable[..., Any], app_pool: asyncpg.Pool
+    drive: Driver, intake_data: Callable[..., Any], eraser_pool: asyncpg.Pool
 ) -> None:
     data = intake_data()
     cid = await full_path(drive, data)
     before = await story_of(drive, cid)
-    assert await CustomerKeyring(app_pool, master_key()).erase(data["customer"]["id"]) == 1
+    assert await erase_customer(eraser_pool, data["customer"]["id"], requested_by="dpo", legal_basis="request") == 1
     after = await story_of(drive, cid)
     assert after.verified and [e.hash for e in after.entries] == [e.hash for e in before.entries]
     assert "(Siti Rahmawati)" not in after.entries[0].text and "([erased])" in after.entries[0].text

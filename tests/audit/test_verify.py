@@ -29,6 +29,7 @@ from activities.messages import RunOptions
 from worker import build_worker
 
 Data = Callable[..., dict[str, Any]]
+ORIGIN = "complaints.test/log"
 
 
 @pytest.fixture
@@ -178,12 +179,12 @@ async def test_a_deleted_middle_event_renumbered_and_rechained_is_caught(drive: 
     assert ("missing_in_log", stored[-1]["sequence"]) in found
 
 
-async def test_a_whole_deleted_complaint_is_caught_by_witness_and_checkpoint(drive: Driver, intake_data: Data,
+async def test_a_whole_deleted_complaint_is_caught_by_witness_and_checkpoint(drive: Driver, intake_data: Data, sealer_pool: asyncpg.Pool,
                                                                              admin: asyncpg.Connection) -> None:
     cid = await closed_complaint(drive, intake_data)
     other = await closed_complaint(drive, intake_data)
     key = cp.signing_key(cp.new_seal_key())
-    sealed = await cp.seal(drive.store.pool, key)  # type: ignore[attr-defined]
+    sealed = await cp.seal(sealer_pool, key, ORIGIN)
     assert (await verify(drive, None)).ok
     await as_superuser(admin, ("DELETE FROM complaint_events WHERE complaint_id = $1", cid))
     result = await verify(drive, None, published=[sealed], trusted_public_key=cp.public_key_of(key))
@@ -219,11 +220,11 @@ async def test_an_inserted_event_with_a_forged_chain_is_caught(drive: Driver, in
     assert not any(k in {"hash_mismatch", "broken_link", "gap"} for k, _ in found)
 
 
-async def test_a_withdrawn_published_checkpoint_is_caught(drive: Driver, intake_data: Data,
+async def test_a_withdrawn_published_checkpoint_is_caught(drive: Driver, intake_data: Data, sealer_pool: asyncpg.Pool,
                                                           admin: asyncpg.Connection) -> None:
     await closed_complaint(drive, intake_data)
     key = cp.signing_key(cp.new_seal_key())
-    sealed = await cp.seal(drive.store.pool, key)  # type: ignore[attr-defined]
+    sealed = await cp.seal(sealer_pool, key, ORIGIN)
     async with admin.transaction():
         await admin.execute("ALTER TABLE complaint_checkpoints DISABLE TRIGGER USER")
         await admin.execute("DELETE FROM complaint_checkpoints")
@@ -232,19 +233,19 @@ async def test_a_withdrawn_published_checkpoint_is_caught(drive: Driver, intake_
     assert [b.kind for b in result.checkpoint_breaks] == ["checkpoint_withdrawn"]
 
 
-async def test_a_checkpoint_signed_with_another_key_is_refused(drive: Driver, intake_data: Data) -> None:
+async def test_a_checkpoint_signed_with_another_key_is_refused(drive: Driver, intake_data: Data, sealer_pool: asyncpg.Pool) -> None:
     await closed_complaint(drive, intake_data)
     trusted = cp.signing_key(cp.new_seal_key())
-    await cp.seal(drive.store.pool, cp.signing_key(cp.new_seal_key()))  # type: ignore[attr-defined]
+    await cp.seal(sealer_pool, cp.signing_key(cp.new_seal_key()), ORIGIN)
     result = await verify(drive, None, trusted_public_key=cp.public_key_of(trusted))
     assert [b.kind for b in result.checkpoint_breaks] == ["checkpoint_signature"]
 
 
-async def test_a_bundle_verifies_offline_and_fails_when_any_byte_changes(drive: Driver, intake_data: Data) -> None:
+async def test_a_bundle_verifies_offline_and_fails_when_any_byte_changes(drive: Driver, intake_data: Data, sealer_pool: asyncpg.Pool) -> None:
     cid = await closed_complaint(drive, intake_data)
     await closed_complaint(drive, intake_data)
     key = cp.signing_key(cp.new_seal_key())
-    await cp.seal(drive.store.pool, key)  # type: ignore[attr-defined]
+    await cp.seal(sealer_pool, key, ORIGIN)
     data = (await bundles.export(drive.store.pool, cid)).to_bytes()  # type: ignore[attr-defined]
     good = bundles.verify(data, cp.public_key_of(key))
     assert good.ok and good.events == len(await drive.store.read(cid)) and good.sealed_upto == good.events

@@ -17,6 +17,7 @@ from domain.complaint import fold
 from domain.intake import ComplaintIntake
 from domain.personal import ERASED, is_sealed, open_payload
 from eventlog import PostgresEventStore
+from eventlog.keys import erase_customer
 from eventlog.keys import CustomerKeyring, SealedFieldError, master_key
 from tests.eventlog.contract import new_id
 
@@ -75,12 +76,12 @@ async def test_a_retried_append_seals_to_the_same_bytes_and_writes_nothing(
 
 
 async def test_erasing_a_customer_keeps_the_chain_and_the_fold(
-    store: PostgresEventStore, keyring: CustomerKeyring
+    store: PostgresEventStore, keyring: CustomerKeyring, eraser_pool: asyncpg.Pool
 ) -> None:
     cid, customer = new_id(), f"cust-{new_id()}"
     await ActivityEnvironment().run(EventLogActivities(store, keyring).append_events, request(cid, customer))
     before = await store.read(cid)
-    assert await keyring.erase(customer) == 1
+    assert await erase_customer(eraser_pool, customer, requested_by="dpo:rina", legal_basis="UU PDP art. 8") == 1
     after = await store.read(cid)
     assert after == before  # the log itself is untouched
     _, breaks = check_chain(cid, after)
@@ -89,15 +90,20 @@ async def test_erasing_a_customer_keeps_the_chain_and_the_fold(
     opened = open_payload(after[0].type, after[0].payload, cid, 1, await keyring.opener())
     assert opened["customer_name"] == ERASED and opened["description"] == ERASED
     assert opened["subject_title"] == "Late delivery"
-    assert await keyring.erase(customer) == 0  # erasing twice destroys nothing more
+    # Erasing twice destroys nothing more, and both requests are on the record.
+    assert await erase_customer(eraser_pool, customer, requested_by="dpo:rina", legal_basis="again") == 0
+    recorded = await eraser_pool.fetch("SELECT requested_by, legal_basis, database_user, keys_destroyed"
+                                       " FROM complaint_erasures WHERE customer_id = $1 ORDER BY id", customer)
+    assert [tuple(r) for r in recorded] == [("dpo:rina", "UU PDP art. 8", "complaints_eraser", 1),
+                                            ("dpo:rina", "again", "complaints_eraser", 0)]
 
 
 async def test_a_destroyed_key_cannot_be_restored_even_by_the_owner(
-    keyring: CustomerKeyring, admin: asyncpg.Connection
+    keyring: CustomerKeyring, admin: asyncpg.Connection, eraser_pool: asyncpg.Pool
 ) -> None:
     customer = f"cust-{new_id()}"
     key = await keyring.key_for(customer)
-    await keyring.erase(customer)
+    await erase_customer(eraser_pool, customer, requested_by="dpo:rina", legal_basis="test")
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await admin.execute("UPDATE complaint_customer_keys SET wrapped_key = '\\x00', erased_at = NULL "
                             "WHERE key_id = $1", key.key_id)
