@@ -1,5 +1,6 @@
 #!/bin/sh
-# One-shot: the namespace, the project's search attributes, and the event log migration. Safe to re-run.
+# One-shot: the namespace, the project's search attributes, and the event log migration with each database
+# role's grants. Safe to re-run.
 set -eu
 ns="${TEMPORAL_NAMESPACE:-default}"
 until temporal operator cluster health --address "$TEMPORAL_ADDRESS" >/dev/null 2>&1; do
@@ -20,5 +21,6 @@ for attribute in ComplaintStatus=Keyword ComplaintChannel=Keyword ComplaintSever
       --address "$TEMPORAL_ADDRESS"
   fi
 done
+# The event log's migrations as the schema owner, and each role's grants (app, sealer, eraser).
 complaints db migrate
 echo "setup complete"

@@ -1,0 +1,66 @@
+"""`make up` (``complaints dev up``) as a person runs it: its screen shows where things are and the line to
+source in another shell, never a secret; the secrets are in a file only its owner can read, and they work."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent.parent
+SECRETS = ("COMPLAINTS_MASTER_KEY", "COMPLAINTS_SEAL_KEY", "COMPLAINTS_CODEC_KEYS", "COMPLAINTS_CODEC_TOKEN",
+           "COMPLAINTS_TOKEN", "DATABASE_URL", "DATABASE_ADMIN_URL", "DATABASE_SEALER_URL", "DATABASE_ERASER_URL")
+
+
+def _environment(path: Path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        found[name] = value.strip("'")
+    return found
+
+
+def test_make_up_prints_where_to_source_the_secrets_never_the_secrets(tmp_path: Path) -> None:
+    data = tmp_path / "dev"
+    env = {**os.environ, "COLUMNS": "200"}
+    for name in SECRETS:
+        env.pop(name, None)
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "dev", "up", "--data-dir", str(data), "--port", "0",
+                                "--ui-port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    shown: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            shown.append(line)
+            if line.strip().startswith(". "):
+                break
+        source = shown[-1].strip()
+        assert source.startswith(". "), "".join(shown)
+        env_file = Path(source[2:])
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+        values = _environment(env_file)
+        assert set(SECRETS) <= set(values)
+        screen = "".join(shown)
+        for name in SECRETS:
+            assert values[name] not in screen, f"{name} is shown on the screen"
+        # The file works: the CLI in another shell, sourced from it, acts with its token.
+        checked = subprocess.run(["bash", "-c", f". {env_file} && {sys.executable} -m cli.main list --json"],
+                                 cwd=ROOT, capture_output=True, text=True, timeout=60,
+                                 env={k: v for k, v in os.environ.items() if k not in SECRETS})
+        assert checked.returncode == 0, checked.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
