@@ -26,7 +26,7 @@ from activities import messages as msg
 from activities.admission import Admission, forget_run
 from activities.calendar import compute_deadlines, plan_follow_up
 from activities.eventlog import EventLogActivities
-from activities.remedies import RemedyLedger, quote_remedies
+from activities.remedies import RemedyCatalogue, RemedyLedger
 from codec import connect_temporal, default_codec
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
@@ -58,6 +58,7 @@ def build_worker(
     task_queue: str,
     *,
     remedy_provider: Callable[..., Any] | None = None,
+    remedy_catalogue: Callable[..., Any] | None = None,
     master: bytes | None = None,
     issuers: TrustedIssuers | None = None,
     run_options: msg.RunOptions | None = None,
@@ -65,7 +66,8 @@ def build_worker(
     **options: Any,
 ) -> Worker:
     """``remedy_provider`` replaces the default ledger: any activity named ``fulfil_remedy`` that is
-    idempotent per (complaint, option). ``master`` wraps customer keys (default: COMPLAINTS_MASTER_KEY).
+    idempotent per (complaint, offer round, option); ``remedy_catalogue`` the quotes (``quote_remedies``).
+    ``master`` wraps customer keys (default: COMPLAINTS_MASTER_KEY).
     ``issuers`` (default: COMPLAINTS_TRUSTED_ISSUERS), ``run_options`` and ``allow_plaintext`` (default:
     the environment, see settings.py) are the worker's configuration of the workflow's perimeter."""
     settings = Settings()
@@ -88,8 +90,8 @@ def build_worker(
             EventLogActivities(store, keyring).append_events,
             compute_deadlines,
             plan_follow_up,
-            quote_remedies,
-            remedy_provider or RemedyLedger(pool).fulfil_remedy,
+            remedy_catalogue or RemedyCatalogue(pool, keyring).quote_remedies,
+            remedy_provider or RemedyLedger(pool, keyring).fulfil_remedy,
         ],
         interceptors=[LogContextInterceptor(), PerimeterInterceptor(trusted, allow_plaintext=plaintext)],
         workflow_runner=sandbox_runner(),

@@ -8,16 +8,20 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import holidays
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import messages as msg
 from domain.intake import Jurisdiction
 from domain.policies.deadlines import ZONES, Calendar, DefaultPolicy, FollowUpPolicy, Policies
 
+T = TypeVar("T")
 #: Holiday categories that close businesses: Indonesia's collective leave (cuti bersama) is "government".
 _CATEGORIES: dict[Jurisdiction, tuple[str, ...]] = {Jurisdiction.ID: ("public", "government")}
 #: FCA "business day": not a bank holiday "in that part of the United Kingdom"; England and Wales here.
@@ -66,16 +70,33 @@ def follow_up_policy() -> FollowUpPolicy:
     return FollowUpPolicy(**_json_env("COMPLAINTS_FOLLOW_UP"))
 
 
+def _configuration(read: Callable[[], T]) -> T:
+    """A policy from the environment; a bad one is the operator's to fix, not something a retry mends."""
+    try:
+        return read()
+    except (ValueError, TypeError) as error:
+        raise ApplicationError(f"the deadline configuration is invalid: {error}", type="ConfigurationError",
+                               non_retryable=True) from None
+
+
 @activity.defn(name=msg.COMPUTE_DEADLINES)
 async def compute_deadlines(request: msg.DeadlineRequest) -> msg.Schedule:
+    return _configuration(lambda: _deadlines(request))
+
+
+def _deadlines(request: msg.DeadlineRequest) -> msg.Schedule:
     policy = policies().policy(request.jurisdiction, request.channel, request.subject_kind)
     cal = calendar_around(request.jurisdiction, request.received_at)
+    if request.reopened_at is not None:
+        cal = calendar(request.jurisdiction, request.received_at.year, request.reopened_at.year + 1)
+        return msg.Schedule(policy=policy.name, calendar=cal.name,
+                            deadlines=policy.reopened(request.received_at, request.reopened_at, cal))
     return msg.Schedule(policy=policy.name, calendar=cal.name,
                         deadlines=policy.deadlines(request.received_at, cal))
 
 
 @activity.defn(name=msg.PLAN_FOLLOW_UP)
 async def plan_follow_up(request: msg.FollowUpRequest) -> msg.FollowUpDates:
-    at, answer_by = follow_up_policy().plan(request.responded_at, calendar_around(request.jurisdiction,
-                                                                                  request.responded_at))
+    at, answer_by = _configuration(lambda: follow_up_policy().plan(
+        request.responded_at, calendar_around(request.jurisdiction, request.responded_at)))
     return msg.FollowUpDates(at=at, answer_by=answer_by)

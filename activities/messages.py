@@ -49,6 +49,8 @@ class DeadlineRequest(_Message):
     channel: Channel
     subject_kind: SubjectKind
     received_at: datetime
+    #: For a reopened complaint: when it was reopened (its deadlines are counted as the policy says).
+    reopened_at: datetime | None = None
 
 
 class Schedule(_Message):
@@ -68,6 +70,9 @@ class FollowUpDates(_Message):
 
 
 class QuoteRequest(_Message):
+    """The subject title may come sealed (it is personal data): the catalogue opens it with the customer's
+    key, found through ``complaint_id``."""
+
     kinds: list[RemedyKind] | None
     default: RemedyKind | None
     subject_kind: SubjectKind
@@ -75,18 +80,23 @@ class QuoteRequest(_Message):
     value: Money | None
     severity: Severity
     jurisdiction: Jurisdiction
+    complaint_id: str | None = None
 
 
 class Quote(_Message):
     options: list[RemedyOption]
     default_option: str
+    #: The subject title as the customer wrote it (opened), for the texts written to them.
+    subject_title: str | None = None
 
 
 class FulfilmentRequest(_Message):
-    """Idempotent by (complaint_id, option.id): asking twice fulfils once."""
+    """Idempotent by (complaint_id, offer_round, option.id): asking twice fulfils once. Option ids restart at
+    A on every offer, so the round (the reopen count when it was offered) tells two offers apart."""
 
     complaint_id: str
     option: RemedyOption
+    offer_round: int = 0
 
 
 class FulfilmentReceipt(_Message):

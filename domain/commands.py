@@ -122,7 +122,9 @@ class Withdraw(Command):
 
 
 class Escalate(Command):
-    to: Line
+    """Hand the complaint to a supervisor: it waits at stage escalated until a supervisor closes it."""
+
+    to: Line = Field(description="Who takes it (a supervisor, a team).")
     reason: Text
 
 

@@ -132,6 +132,8 @@ class Complaint(BaseModel):
     follow_up: FollowUp | None = None
     satisfaction: int | None = None
     reopen_count: int = 0
+    #: The reopening whose deadlines are set (0: the intake's); below reopen_count, new ones are due.
+    deadlines_round: int = 0
     escalations: list[Escalation] = []
     churn: ChurnCategory | None = None
     outcome: Outcome | None = None
@@ -189,6 +191,14 @@ def _deadlines_set(s: Complaint, e: ev.SlaDeadlinesSet, at: datetime) -> Changes
     ]}
 
 
+def _deadlines_reset(s: Complaint, e: ev.SlaDeadlinesReset, at: datetime) -> Changes:
+    """The reopened complaint's deadlines replace those of its kinds; the others stay as they were met."""
+    fresh = {d.kind: DeadlineState(kind=d.kind, due_at=d.due_at, warn_at=d.warn_at, rule=d.rule, extension=d.extension)
+             for d in e.deadlines}
+    kept = [d for d in s.deadlines if d.kind not in fresh]
+    return {"deadlines": kept + list(fresh.values()), "deadlines_round": e.reopen_count}
+
+
 def _assessed(s: Complaint, e: ev.ComplaintAssessed, at: datetime) -> Changes:
     return {"verdict": e.verdict, "root_cause": e.root_cause, "assessed_at": at, "assessments": s.assessments + 1,
             "deadlines": _meet(s.deadlines, [DeadlineKind.assessment], at)}
@@ -238,6 +248,7 @@ def _extended(s: Complaint, e: ev.SlaExtended, at: datetime) -> Changes:
 
 _APPLY: dict[type[ev.Event], _Apply] = {
     ev.SlaDeadlinesSet: _deadlines_set,
+    ev.SlaDeadlinesReset: _deadlines_reset,
     ev.ComplaintAcknowledged: _acknowledged,
     ev.ContactMoveRequested: lambda s, e, at: {"requested_rung": e.to_rung},
     ev.ContactMovedOffline: lambda s, e, at: {"rung": e.rung, "requested_rung": None},

@@ -15,6 +15,7 @@ from domain import commands as cmd
 from domain import events as ev
 from domain import texts
 from domain.complaint import Complaint
+from domain.personal import is_sealed
 from domain.intake import ComplaintIntake
 from domain.vocabulary import (
     CustomerChoice,
@@ -44,7 +45,9 @@ ALLOWED: dict[type[cmd.Command], frozenset[Stage]] = {
     # A remedy being fulfilled is a promise in flight: it completes (or escalates) before anyone walks away.
     cmd.RecordChurn: _OPEN - {Stage.fulfilling_remedy},
     cmd.Withdraw: _OPEN - {Stage.fulfilling_remedy},
-    cmd.Escalate: _OPEN,
+    # A manual escalation hands the complaint to a supervisor (stage escalated), who closes it; not while a
+    # remedy is being fulfilled (that completes, or escalates by itself).
+    cmd.Escalate: _OPEN - {Stage.escalated, Stage.fulfilling_remedy},
     cmd.ExtendDeadline: _OPEN,
     cmd.Close: frozenset({Stage.escalated}),
     cmd.ApologiseForConduct: _OPEN,
@@ -73,13 +76,17 @@ def _refuse(state: Complaint, reason: str) -> Refused:
     return Refused(state.stage, reason)
 
 
-def check(state: Complaint, command: cmd.Command, now: datetime) -> None:
-    """Raise :class:`Refused` unless ``command`` fits ``state`` at ``now``."""
+def check(state: Complaint, command: cmd.Command, now: datetime, *, clock: bool = False) -> None:
+    """Raise :class:`Refused` unless ``command`` fits ``state`` at ``now``. With ``clock``, also unless it fits
+    the time: an offer that has expired or a deadline that has passed refuses what would have been in time,
+    even before the timer that records the default or the breach has fired."""
     allowed = ALLOWED[type(command)]
     if state.stage not in allowed:
         name = type(command).__name__
         expected = ", ".join(sorted(s.value for s in allowed))
         raise _refuse(state, f"{name} is accepted only at: {expected}")
+    if clock:
+        _check_clock(state, command, now)
     match command:
         case cmd.ChooseRemedy(option_id=option_id):
             assert state.offer is not None
@@ -115,6 +122,35 @@ def check(state: Complaint, command: cmd.Command, now: datetime) -> None:
                 raise _refuse(state, "churn is already recorded")
         case _:
             pass
+
+
+def _check_clock(state: Complaint, command: cmd.Command, now: datetime) -> None:
+    match command:
+        case cmd.ChooseRemedy() if state.offer is not None and now >= state.offer.expires_at:
+            raise _refuse(state, f"the offer expired at {state.offer.expires_at.isoformat()}; its default "
+                                 f"({state.offer.default_option}) applies")
+        case cmd.ChooseOption() if state.choice_offer is not None and now >= state.choice_offer.expires_at:
+            raise _refuse(state, f"the options expired at {state.choice_offer.expires_at.isoformat()}; the default "
+                                 f"({state.choice_offer.default_option.value}) applies")
+        case cmd.RecordFollowUp() if state.follow_up is not None and now >= state.follow_up.answer_by:
+            raise _refuse(state, f"the follow-up was to be answered by {state.follow_up.answer_by.isoformat()}")
+        case cmd.ExtendDeadline(kind=kind):
+            deadline = state.deadline(kind)
+            if deadline is not None and deadline.pending and not deadline.extended and now >= deadline.due_at:
+                raise _refuse(state, f"the {kind.value} deadline passed at {deadline.due_at.isoformat()}; an "
+                                     "extension is given before it runs out")
+        case _:
+            pass
+
+
+#: Text from outside (a provider's error message) is bounded before it reaches an event.
+MAX_OUTSIDE_TEXT = 500
+
+
+def outside_text(text: str, limit: int = MAX_OUTSIDE_TEXT) -> str:
+    """Printable, single-spaced, at most ``limit`` characters: what jsonb and a reader can take."""
+    cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "\u2026"
 
 
 # --- intake ---------------------------------------------------------------------------------------------
@@ -205,6 +241,8 @@ def assess(
     command: cmd.Assess,
     now: datetime,
     quote: tuple[list[ev.RemedyOption], str] | None,
+    *,
+    title: str | None = None,
 ) -> list[ev.Event]:
     """Valid: a short apology and equivalent remedies. Invalid: the rules explained, and two ways forward.
     Partially valid: apology and remedies for our part, explanation for the rest."""
@@ -214,7 +252,9 @@ def assess(
                                                   findings=command.findings, clause=command.clause)]
     expires_at = now + timedelta(days=command.offer_days)
     if verdict in (Verdict.valid, Verdict.partially_valid):
-        found.append(ev.ApologyIssued(text=command.apology or texts.apology(state.subject_title)))
+        # The title as the customer wrote it (the state holds it sealed): from the quote's activity.
+        subject = title if title is not None else (None if is_sealed(state.subject_title) else state.subject_title)
+        found.append(ev.ApologyIssued(text=command.apology or texts.apology(subject)))
     if verdict in (Verdict.invalid, Verdict.partially_valid):
         assert command.sop_reference is not None
         found.append(ev.ExplanationGiven(
@@ -250,6 +290,7 @@ def remedy_fulfilled(state: Complaint, reference: str) -> list[ev.Event]:
 def remedy_failed(state: Complaint, reason: str) -> list[ev.Event]:
     """The retry budget is spent: a person must put it right."""
     assert state.remedy_option is not None
+    reason = outside_text(reason) or "no reason given"
     return [
         ev.RemedyFulfilmentFailed(option_id=state.remedy_option, reason=reason),
         ev.ComplaintEscalated(to=SUPERVISOR, reason=f"remedy {state.remedy_option} could not be fulfilled: {reason}",
@@ -313,8 +354,9 @@ def withdraw(state: Complaint, command: cmd.Withdraw, now: datetime) -> list[ev.
 
 
 def escalate(state: Complaint, command: cmd.Escalate, now: datetime) -> list[ev.Event]:
+    """A person escalates: the complaint waits for a supervisor (stage escalated), who closes it."""
     check(state, command, now)
-    return [ev.ComplaintEscalated(to=command.to, reason=command.reason, awaits_supervisor=False)]
+    return [ev.ComplaintEscalated(to=command.to, reason=command.reason, awaits_supervisor=True)]
 
 
 def close(state: Complaint, command: cmd.Close, now: datetime) -> list[ev.Event]:
@@ -383,6 +425,11 @@ class FulfilRemedy(Work):
 @dataclass(frozen=True)
 class ScheduleFollowUp(Work):
     pass
+
+
+def reset_deadlines(state: Complaint, reopen_count: int, schedule: SlaSchedule) -> list[ev.Event]:
+    return [ev.SlaDeadlinesReset(reopen_count=reopen_count, policy=schedule.policy, calendar=schedule.calendar,
+                                 deadlines=schedule.deadlines)]
 
 
 def next_work(state: Complaint) -> Work | None:

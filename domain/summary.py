@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from domain.personal import shown
 from domain.complaint import Complaint
 from domain.intake import ComplaintIntake
 from domain.vocabulary import Stage
@@ -86,7 +87,7 @@ def details(state: Complaint) -> str:
         lines.append(f"**Verdict:** {state.verdict.value}, root cause {state.root_cause.value if state.root_cause else '?'}")
     if state.escalations:
         last = state.escalations[-1]
-        lines.append(f"**Escalated to:** {last.to} ({last.reason})")
+        lines.append(f"**Escalated to:** {shown(last.to)} ({shown(last.reason)})")
     if state.outcome:
         lines.append(f"**Outcome:** {state.outcome.value}")
     lines.append(f"**Contact:** {state.rung.value}; {state.messages} message(s) logged")

@@ -22,8 +22,9 @@ def contact_request(to: Rung) -> str:
     }.get(to, "")
 
 
-def apology(title: str) -> str:
-    return (f"We are sorry: '{title}' was not what we promised. Thank you for telling us, it helps us "
+def apology(title: str | None) -> str:
+    what = f"'{title}'" if title else "this"
+    return (f"We are sorry: {what} was not what we promised. Thank you for telling us, it helps us "
             "improve. Please choose the option that suits you best.")
 
 

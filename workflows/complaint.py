@@ -10,7 +10,7 @@ returns only once its events are durable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -25,9 +25,9 @@ with workflow.unsafe.imports_passed_through():
     from domain import decide
     from domain.chain import ChainHead, Draft
     from domain.complaint import Complaint, fold
-    from domain.events import Event
+    from domain.events import Event, RemedyOption
     from domain.intake import ComplaintIntake, check_timing
-    from domain.principals import SYSTEM, Forbidden, authorise
+    from domain.principals import SUBMIT, SYSTEM, Forbidden, authorise, required_roles
     from domain.summary import details
     from domain.vocabulary import Verdict
     from workflows import attributes as sa
@@ -40,10 +40,15 @@ with workflow.unsafe.imports_passed_through():
 #: start's credential and the log's head, and record the authenticated principal of every decision. Histories
 #: recorded before it replay as they ran.
 TRUST_BOUNDARY = "trust-boundary-1"
+#: Runs that carry this marker check the clock in decisions (an expired offer, a passed deadline) and record
+#: what is due first; carry only the state across continue-as-new; and stop retrying what cannot succeed.
+REAL_OPERATIONS = "real-operations-1"
 # Appends wait out a database outage: a complaint must not fail because PostgreSQL restarted.
 APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(seconds=30))
-CALENDAR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+# Calendars are computed, not fetched: what fails ten times is a fault to see, not an outage to wait out.
+CALENDAR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+                             maximum_attempts=10)
 
 
 C = TypeVar("C", bound=cmd.Command)
@@ -58,13 +63,22 @@ class ComplaintWorkflow:
         self._options: msg.RunOptions | ComplaintWorkflowOptions = msg.RunOptions()
         self._state: Complaint | None = None
         self._intake = run.intake
+        self._customer_id = run.intake.customer.id if run.intake else (run.options.resume.customer_id
+                                                                        if run.options.resume else "")
+        self._complaint_id = run.intake.complaint_id if run.intake else (run.options.resume.complaint_id
+                                                                          if run.options.resume else "")
         self._authenticated = False
+        self._operations = False
         self._intake_actor = SYSTEM
         # One decision at a time: a handler that awaits an activity holds this, so two updates can never
         # chain events on the same head (which the log would refuse as divergent).
         self._lock = asyncio.Lock()
         self._changed = False
         self._published: dict[str, object] = {}
+        # REAL_OPERATIONS runs do their work (fulfilment, follow-up dates, reopened deadlines) in a task of
+        # its own, so the clock's timers go on firing while an activity is in flight.
+        self._working = False
+        self._work_failure: BaseException | None = None
 
     # --- the process ----------------------------------------------------------------------------------
 
@@ -72,11 +86,13 @@ class ComplaintWorkflow:
     async def run(self, start: ComplaintStart) -> Complaint:
         if workflow.patched(TRUST_BOUNDARY):
             self._authenticated = True
+            self._operations = workflow.patched(REAL_OPERATIONS)
             await self._admit(start)
         else:  # a history from before the perimeter: options and state as its input gave them
             self._options = start.as_run().options
             self._state = start.as_run().options.resume
         if self._state is None:
+            assert self._intake is not None, "a fresh start has its intake"
             await self._receive(self._intake)
         while True:
             await self._act_on_clock_and_work()
@@ -84,16 +100,18 @@ class ComplaintWorkflow:
             if not state.is_open:
                 break
             if self._history_is_long():
-                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked())
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked()
+                                              and not self._working)
                 workflow.logger.info("continuing as new", extra=self._log_fields())
+                intake = None if self._operations else self._intake  # personal data does not cross runs
                 if self._authenticated:  # only the state crosses; the next run checks it against the log
                     options = ComplaintWorkflowOptions(resume=self._current())
                 else:
                     options = self._options.model_copy(update={"resume": self._current()})  # type: ignore[union-attr]
-                workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=self._intake, options=options)))
+                workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=intake, options=options)))
             await self._sleep_until_something_changes()
         # Let any update still in flight finish and reply before the run completes.
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._working)
         return self._current()
 
     async def _admit(self, start: ComplaintStart) -> None:
@@ -101,21 +119,20 @@ class ComplaintWorkflow:
         intake alone (state only from this workflow's own continue-as-new, and only if it is the log's
         head), the start's credential may submit, and the log does not hold the complaint already."""
         info = workflow.info()
-        intake = self._intake
-        expected = workflow_id(intake.complaint_id)
+        expected = workflow_id(self._complaint_id)
         if info.workflow_id != expected:
             await self._refuse("WrongWorkflowId", f"workflow id {info.workflow_id!r} does not belong to complaint "
-                               f"{intake.complaint_id!r}: start it as {expected!r}", start.plaintext)
+                               f"{self._complaint_id!r}: start it as {expected!r}", start.plaintext)
         carried = start.as_run().options.resume if start.continuation else None
         if start.continuation and (info.continued_run_id is None or carried is None):
             await self._refuse("InputRefused", "the workflow's input is the complaint's intake alone: run options "
                                "and state are worker configuration, never a caller's", start.plaintext)
-        if carried is not None and carried.complaint_id != intake.complaint_id:
+        if carried is not None and carried.complaint_id != self._complaint_id:
             await self._refuse("CarriedStateRefused", "the state carried over is another complaint's",
                                start.plaintext)
         admission = await workflow.execute_local_activity(
             msg.ADMIT,
-            msg.AdmitRequest(complaint_id=intake.complaint_id, customer_id=intake.customer.id, at=workflow.now(),
+            msg.AdmitRequest(complaint_id=self._complaint_id, customer_id=self._customer_id, at=workflow.now(),
                              credential=None if carried else start_credential(),
                              carried_head=carried.head if carried else None, plaintext=start.plaintext),
             result_type=msg.Admission,
@@ -123,14 +140,21 @@ class ComplaintWorkflow:
             retry_policy=APPEND_RETRY,
         )
         if admission.refusal:
+            # Each refusal's details have one documented shape (domain/errors.py): a start's Forbidden names the
+            # roles that may submit, as an update's names the roles that may decide.
+            refusal_details = ({"required_roles": required_roles(SUBMIT)} if admission.refusal.type == "Forbidden"
+                               else None)
             await self._refuse(admission.refusal.type, admission.refusal.message, start.plaintext,
-                               admission.options.refused_run_ttl_seconds)
+                               admission.options.refused_run_ttl_seconds, refusal_details)
         self._options = admission.options
         self._state = carried
         self._intake_actor = admission.actor or SYSTEM
+        if carried is not None:
+            workflow.set_current_details(details(carried))  # the UI shows the complaint from the run's start
 
     async def _refuse(self, kind: str, message: str, plaintext: bool,
-                      forget_after: int = msg.RunOptions().refused_run_ttl_seconds) -> None:
+                      forget_after: int = msg.RunOptions().refused_run_ttl_seconds,
+                      refusal_details: dict[str, object] | None = None) -> None:
         """End the run, having written nothing. One whose input held plaintext personal data is deleted from
         Temporal after its caller has had time to read why (by an abandoned child that outlives it)."""
         workflow.logger.warning("run refused", extra={"refusal": kind})
@@ -142,7 +166,8 @@ class ComplaintWorkflow:
                 id=f"forget-{info.workflow_id}-{info.run_id}",
                 parent_close_policy=ParentClosePolicy.ABANDON,
             )
-        raise ApplicationError(message, type=kind, non_retryable=True)
+        raise ApplicationError(message, *([refusal_details] if refusal_details is not None else []), type=kind,
+                               non_retryable=True)
 
     async def _receive(self, intake: ComplaintIntake) -> None:
         """Intake: record the complaint with its deadlines, acknowledge it, ask it to move to a private channel."""
@@ -151,7 +176,7 @@ class ComplaintWorkflow:
         if problems:
             raise ApplicationError(
                 "invalid complaint: " + "; ".join(str(p) for p in problems),
-                [{"field": p.field, "reason": p.reason} for p in problems],
+                {"errors": [{"field": p.field, "reason": p.reason} for p in problems]},  # FieldErrorDetails
                 type="InvalidComplaint",
                 non_retryable=True,
             )
@@ -171,6 +196,24 @@ class ComplaintWorkflow:
 
     async def _act_on_clock_and_work(self) -> None:
         """Whatever is due now: warnings, breaches, expired offers, then fulfilment and follow-up planning."""
+        if self._work_failure is not None:
+            raise self._work_failure  # an activity that can never succeed ends the run, visibly
+        while True:
+            work = await self._record_due_then_next_work()
+            if work is None:
+                return
+            if self._operations:
+                # In a task of its own, so that timers keep firing (warnings, breaches, expiries) while its
+                # activity is in flight; the main loop sleeps until it is done or a timer is due.
+                asyncio.create_task(self._perform(work))
+                return
+            # Outside the lock: a fulfilment may take minutes of retries, and messages can still be logged
+            # meanwhile. Its outcome is then decided against the state as it is by then.
+            await self._perform(work)
+
+    async def _record_due_then_next_work(self) -> decide.Work | None:
+        """Under the lock: record what the clock says is due, until nothing is; then the next piece of work to
+        start, if any (none while one is in flight)."""
         while True:
             async with self._lock:
                 state = self._current()
@@ -178,15 +221,25 @@ class ComplaintWorkflow:
                 if due:
                     await self._record(due, SYSTEM)
                     continue
-                work = decide.next_work(state)
-                if work is None:
-                    return
-            # Outside the lock: a fulfilment may take minutes of retries, and messages can still be logged
-            # meanwhile. Its outcome is then decided against the state as it is by then.
+                work = None if self._working else decide.next_work(state)
+                self._working = work is not None
+                return work
+
+    async def _perform(self, work: decide.Work) -> None:
+        try:
             outcome = await self._do(work)
             async with self._lock:
+                # Decided against the state as it is by then (messages, breaches may have come meanwhile).
                 if decide.next_work(self._current()) == work:
                     await self._record(outcome(self._current()), SYSTEM)
+        except Exception as error:
+            if not self._operations:
+                raise  # as runs before REAL_OPERATIONS did: the failure ends the run where it happens
+            self._work_failure = error  # surfaced by the main loop: a task's exception would otherwise be lost
+        finally:
+            self._working = False
+            if self._operations:
+                self._changed = True  # wake the main loop: the work is done (or failed)
 
     async def _do(self, work: decide.Work) -> Callable[[Complaint], list[Event]]:
         """Run the activity a piece of work needs; return how its result becomes events."""
@@ -195,7 +248,8 @@ class ComplaintWorkflow:
             try:
                 receipt = await workflow.execute_activity(
                     msg.FULFIL_REMEDY,
-                    msg.FulfilmentRequest(complaint_id=state.complaint_id, option=work.option),
+                    msg.FulfilmentRequest(complaint_id=state.complaint_id, option=work.option,
+                                          offer_round=state.reopen_count),
                     result_type=msg.FulfilmentReceipt,
                     start_to_close_timeout=timedelta(minutes=2),
                     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
@@ -242,8 +296,8 @@ class ComplaintWorkflow:
         appended = await append(
             msg.APPEND_EVENTS,
             msg.AppendEvents(
-                complaint_id=state.complaint_id if state else self._intake.complaint_id,
-                customer_id=self._intake.customer.id,
+                complaint_id=state.complaint_id if state else self._complaint_id,
+                customer_id=self._customer_id,
                 head=state.head if state else ChainHead(),
                 occurred_at=workflow.now(),
                 drafts=[Draft.of(event, first_actor if first_actor and i == 0 else actor)
@@ -305,7 +359,7 @@ class ComplaintWorkflow:
                 raise ApplicationError("no credential", type="Unauthenticated", non_retryable=True)
             return command.by or "operator"  # a history from before principals: as it was recorded
         action = workflow.current_update_info().name  # type: ignore[union-attr]
-        customer_id = self._state.customer_id if self._state else self._intake.customer.id
+        customer_id = self._state.customer_id if self._state else self._customer_id
         sender = getattr(command, "sender", None)
         try:
             return authorise(principal, action, customer_id=customer_id, by=command.by,
@@ -314,26 +368,40 @@ class ComplaintWorkflow:
             raise ApplicationError(str(refused), {"required_roles": refused.required}, type="Forbidden",
                                    non_retryable=True) from None
 
-    def _check(self, command: cmd.Command) -> None:
-        """Validators: refuse who may not decide, and what does not fit the stage, before anything reaches
-        history."""
+    def _check(self, command: cmd.Command, clock: bool = True) -> None:
+        """Validators: refuse who may not decide, and what does not fit the stage or the clock (an offer past
+        its expiry, a deadline past its time, even before the timer has fired), before anything reaches
+        history. Handlers check again (the clock only where the run has REAL_OPERATIONS)."""
         self._actor(command)
         if self._state is None:
             return  # the intake is being recorded; the handler waits for it and checks again
         try:
-            decide.check(self._state, command, workflow.now())
+            decide.check(self._state, command, workflow.now(), clock=clock)
         except decide.Refused as refused:
             raise ApplicationError(str(refused), {"stage": refused.stage.value, "reason": refused.reason},
                                    type="ComplaintRefused", non_retryable=True) from None
 
-    async def _decide(self, command: C, decision: Callable[[Complaint, C, datetime], list[Event]]) -> Complaint:
+    async def _decide(self, command: C, decision: Callable[[Complaint, C, datetime], list[Event]],
+                      then: Callable[[], Awaitable[None]] | None = None) -> Complaint:
         actor = self._actor(command)
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
-            self._check(command)  # again: another update may have moved the complaint on since validation
+            await self._record_due()
+            # Again: another update, or the clock, may have moved the complaint on since validation.
+            self._check(command, clock=self._operations)
             await self._record(decision(self._current(), command, workflow.now()), actor)
+            if then is not None:
+                await then()
         workflow.logger.info("decision recorded", extra=self._log_fields())
         return self._current()
+
+    async def _record_due(self) -> None:
+        """What the clock says is due (a default, a breach) is recorded before a decision. The caller holds
+        the lock."""
+        if self._operations:
+            due = decide.due(self._current(), workflow.now())
+            if due:
+                await self._record(due, SYSTEM)
 
     def _log_fields(self) -> dict[str, object]:
         state = self._current()
@@ -343,25 +411,37 @@ class ComplaintWorkflow:
     async def assess(self, command: cmd.Assess) -> Complaint:
         actor = self._actor(command)
         await workflow.wait_condition(lambda: self._state is not None)
+        quote = None
+        if self._operations:  # asked for outside the lock: a slow catalogue must not hold up the clock
+            quote = await self._quote(command)
         async with self._lock:
-            self._check(command)
+            await self._record_due()
+            self._check(command, clock=self._operations)
             state = self._current()
-            quote = None
-            if command.verdict is not Verdict.invalid:
-                offered = await workflow.execute_activity(
-                    msg.QUOTE_REMEDIES,
-                    msg.QuoteRequest(kinds=command.remedies, default=command.default_remedy,
-                                     subject_kind=state.subject_kind, subject_title=state.subject_title,
-                                     value=state.subject_value, severity=state.severity,
-                                     jurisdiction=state.jurisdiction),
-                    result_type=msg.Quote,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=CALENDAR_RETRY,
-                )
-                quote = (offered.options, offered.default_option)
-            await self._record(decide.assess(state, command, workflow.now(), quote), actor)
+            if not self._operations:
+                quote = await self._quote(command)
+            title = quote[2] if quote else None
+            await self._record(decide.assess(state, command, workflow.now(), quote[:2] if quote else None,
+                                             title=title), actor)
         workflow.logger.info("complaint assessed", extra={**self._log_fields(), "verdict": command.verdict.value})
         return self._current()
+
+    async def _quote(self, command: cmd.Assess) -> tuple[list[RemedyOption], str, str | None] | None:
+        """The remedies to offer (a valid or partially valid verdict), priced by the catalogue's activity."""
+        if command.verdict is Verdict.invalid:
+            return None
+        state = self._current()
+        offered = await workflow.execute_activity(
+            msg.QUOTE_REMEDIES,
+            msg.QuoteRequest(kinds=command.remedies, default=command.default_remedy,
+                             subject_kind=state.subject_kind, subject_title=state.subject_title,
+                             value=state.subject_value, severity=state.severity, jurisdiction=state.jurisdiction,
+                             complaint_id=state.complaint_id if self._operations else None),
+            result_type=msg.Quote,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=CALENDAR_RETRY,
+        )
+        return offered.options, offered.default_option, offered.subject_title
 
     @assess.validator
     def _validate_assess(self, command: cmd.Assess) -> None:
@@ -401,7 +481,27 @@ class ComplaintWorkflow:
 
     @workflow.update
     async def record_follow_up(self, command: cmd.RecordFollowUp) -> Complaint:
-        return await self._decide(command, decide.record_follow_up)
+        # Under the same lock, before any other decision: a reopened complaint has deadlines again.
+        return await self._decide(command, decide.record_follow_up,
+                                  then=self._reset_deadlines if self._operations else None)
+
+    async def _reset_deadlines(self) -> None:
+        """A reopened complaint's deadlines, counted as its jurisdiction's rule says (in an activity: the
+        calendar), recorded by the workflow. The caller holds the lock."""
+        state = self._current()
+        if not (state.is_open and state.reopen_count > state.deadlines_round):
+            return
+        schedule = await workflow.execute_activity(
+            msg.COMPUTE_DEADLINES,
+            msg.DeadlineRequest(jurisdiction=state.jurisdiction, channel=state.channel,
+                                subject_kind=state.subject_kind, received_at=state.received_at,
+                                reopened_at=workflow.now()),
+            result_type=msg.Schedule,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=CALENDAR_RETRY,
+        )
+        sla = decide.SlaSchedule(policy=schedule.policy, calendar=schedule.calendar, deadlines=schedule.deadlines)
+        await self._record(decide.reset_deadlines(state, state.reopen_count, sla), SYSTEM)
 
     @record_follow_up.validator
     def _validate_record_follow_up(self, command: cmd.RecordFollowUp) -> None:

@@ -33,16 +33,18 @@ class ComplaintWorkflowOptions(BaseModel):
 
 
 class ComplaintRun(BaseModel):
-    """A complaint with run options, and across continue-as-new the state carried over."""
+    """Across continue-as-new, the state carried over. Earlier runs carried the whole intake too (with the
+    customer's name and contact, which then outlived an erasure in every continued run's input); a run now
+    carries the folded state alone, whose personal fields are sealed with the customer's key."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    intake: ComplaintIntake
+    intake: ComplaintIntake | None = None
     options: ComplaintWorkflowOptions = ComplaintWorkflowOptions()
 
 
 def _shape(value: Any) -> str:
-    if isinstance(value, ComplaintRun) or (isinstance(value, dict) and "intake" in value):
+    if isinstance(value, ComplaintRun) or (isinstance(value, dict) and ("intake" in value or "options" in value)):
         return "run"
     return "intake"
 

@@ -114,31 +114,44 @@ class Policy:
     warn_before: int = 1
     warn_unit: Unit = Unit.business_days
 
+    #: Deadlines the regulator counts from the first receipt even after a reopening (its clock keeps running);
+    #: every other deadline of a reopened complaint is counted again from the reopening.
+    from_receipt: frozenset[DeadlineKind] = frozenset()
+    #: Why a reopened complaint's deadlines fall where they do.
+    reopen_source: str = "house rule: a reopened complaint is answered as a new one, counted from the reopening"
+
     def deadlines(self, received_at: datetime, calendar: Calendar) -> list[Deadline]:
+        return [self._deadline(rule, received_at, calendar) for rule in self.rules]
+
+    def reopened(self, received_at: datetime, reopened_at: datetime, calendar: Calendar) -> list[Deadline]:
+        """The assessment and final-response deadlines of a complaint reopened at ``reopened_at``, each
+        saying how it was counted."""
         found = []
         for rule in self.rules:
-            due = add(received_at, rule.amount, rule.unit, calendar)
-            extension = None
-            if rule.extend_by is not None or rule.extend_to is not None:
-                if rule.extend_to is not None:
-                    extended = add(received_at, rule.extend_to, rule.unit, calendar)
-                else:
-                    extended = add(due, rule.extend_by or 0, rule.unit, calendar)
-                extension = Extension(
-                    due_at=extended,
-                    warn_at=back(extended, self.warn_before, self.warn_unit, calendar),
-                    rule=rule.extension_source or rule.source,
-                )
-            found.append(
-                Deadline(
-                    kind=rule.kind,
-                    due_at=due,
-                    warn_at=back(due, self.warn_before, self.warn_unit, calendar),
-                    rule=rule.describe(),
-                    extension=extension,
-                )
-            )
+            if rule.kind is DeadlineKind.acknowledgement:
+                continue  # the reopening is the customer's answer to our follow-up: nothing to acknowledge
+            if rule.kind in self.from_receipt:
+                note = "counted from the first receipt: reopening does not restart the regulator's clock"
+                found.append(self._deadline(rule, received_at, calendar, note))
+            else:
+                found.append(self._deadline(rule, reopened_at, calendar, self.reopen_source))
         return found
+
+    def _deadline(self, rule: Rule, start: datetime, calendar: Calendar, note: str | None = None) -> Deadline:
+        due = add(start, rule.amount, rule.unit, calendar)
+        extension = None
+        if rule.extend_by is not None or rule.extend_to is not None:
+            if rule.extend_to is not None:
+                extended = add(start, rule.extend_to, rule.unit, calendar)
+            else:
+                extended = add(due, rule.extend_by or 0, rule.unit, calendar)
+            extension = Extension(
+                due_at=extended,
+                warn_at=back(extended, self.warn_before, self.warn_unit, calendar),
+                rule=rule.extension_source or rule.source,
+            )
+        return Deadline(kind=rule.kind, due_at=due, warn_at=back(due, self.warn_before, self.warn_unit, calendar),
+                        rule=rule.describe() + (f"; {note}" if note else ""), extension=extension)
 
 
 def indonesia(channel: Channel, subject: SubjectKind) -> Policy:
@@ -157,7 +170,9 @@ def indonesia(channel: Channel, subject: SubjectKind) -> Policy:
                      extension_source="OJK POJK 22/2023: extended once by 10 working days with notice")
         assess = Rule(DeadlineKind.assessment, 5, Unit.business_days, "house rule: assessed within 5 working days")
     ack = Rule(DeadlineKind.acknowledgement, 1, Unit.business_days, "house rule: acknowledged within 1 working day")
-    return Policy("OJK", (ack, assess, final))
+    return Policy("OJK", (ack, assess, final), reopen_source=(
+        "a reopened complaint is answered as a new one, counted from the reopening (POJK 22/2023 counts from a "
+        "complete complaint; the customer's new objection is one)"))
 
 
 def united_kingdom(channel: Channel, subject: SubjectKind) -> Policy:
@@ -176,7 +191,8 @@ def united_kingdom(channel: Channel, subject: SubjectKind) -> Policy:
                      extend_to=35, extension_source="FCA DISP 1.6.2AR: 35 business days with a holding reply")
     else:
         final = Rule(DeadlineKind.final_response, 8, Unit.weeks, "FCA DISP 1.6.2R: final response within 8 weeks")
-    return Policy("FCA", (ack, assess, final))
+    # DISP counts from receipt of the complaint: reopening it does not give the firm a new eight weeks.
+    return Policy("FCA", (ack, assess, final), from_receipt=frozenset({DeadlineKind.final_response}))
 
 
 def united_states(channel: Channel, subject: SubjectKind) -> Policy:

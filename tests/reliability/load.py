@@ -94,7 +94,8 @@ PATHS = [
         ("choose_remedy", {"option_id": "A"}),
         ("wait", Stage.awaiting_follow_up),
         ("record_follow_up", {"satisfaction": 4}),
-    ], [*INTAKE, *INVALID, "OptionChosen", "FollowUpScheduled", "FollowUpRecorded", "ComplaintReopened", *VALID,
+    ], [*INTAKE, *INVALID, "OptionChosen", "FollowUpScheduled", "FollowUpRecorded", "ComplaintReopened",
+        "SlaDeadlinesReset", *VALID,
         *FULFILLED, *DONE], "resolved"),
 ]
 

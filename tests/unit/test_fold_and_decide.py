@@ -432,10 +432,36 @@ def test_only_an_escalated_complaint_is_closed_by_a_supervisor() -> None:
     assert refused.reason == "Close is accepted only at: escalated"
 
 
-def test_an_escalation_by_an_agent_asks_for_attention_without_handing_over() -> None:
+def test_an_escalation_by_an_agent_hands_the_complaint_to_a_supervisor_who_closes_it() -> None:
     story = Story()
     assert story.do(cmd.Escalate(to="supervisor:budi", reason="VIP customer.")) == ["ComplaintEscalated"]
-    assert story.s.stage is Stage.awaiting_assessment and [e.to for e in story.s.escalations] == ["supervisor:budi"]
+    assert story.s.stage is Stage.escalated and [e.to for e in story.s.escalations] == ["supervisor:budi"]
+    assert story.do(cmd.Close(outcome="resolved", note="Called the customer.")) == ["ComplaintClosed"]
+    assert story.s.stage is Stage.closed
+
+
+def test_no_escalation_while_a_remedy_is_being_fulfilled_or_once_escalated() -> None:
+    story = Story()
+    story.do(cmd.Escalate(to="supervisor", reason="VIP customer."))
+    with pytest.raises(decide.Refused, match="Escalate is accepted only at"):
+        decide.check(story.s, cmd.Escalate(to="supervisor", reason="again"), story.now)
+
+
+def test_a_decision_past_its_time_is_refused_by_the_clock_before_the_timer_records_it() -> None:
+    story = Story()
+    story.do(VALID)
+    assert story.s.offer is not None
+    late = story.s.offer.expires_at
+    choose = cmd.ChooseRemedy(option_id="A")
+    decide.check(story.s, choose, late)  # by the flags alone it still fits: the default is not recorded yet
+    with pytest.raises(decide.Refused, match="the offer expired at .* its default .* applies"):
+        decide.check(story.s, choose, late, clock=True)
+    decide.check(story.s, choose, late - timedelta(microseconds=1), clock=True)
+
+
+def test_outside_text_is_bounded_and_printable() -> None:
+    assert decide.outside_text("refund\x00 gateway\n\ttimed   out") == "refund gateway timed out"
+    assert len(decide.outside_text("x" * 10_000)) == decide.MAX_OUTSIDE_TEXT
 
 
 # --- leaving, churn and withdrawal ------------------------------------------------------------------------------

@@ -4,8 +4,8 @@
  *   node dist/main.js ../late-delivery.json [COMPLAINT_ID]
  *
  * intake (starts it) -> agent assesses -> customer chooses remedy A -> (the workflow fulfils it and schedules
- * the follow-up) -> agent escalates to a supervisor -> the supervisor phones the customer and records the
- * follow-up on the customer's behalf (satisfied: the complaint closes). On the way it shows two refused
+ * the follow-up) -> agent escalates to a supervisor (the complaint waits for them) -> the supervisor closes
+ * it. On the way it shows two refused
  * decisions and their typed errors: an agent closing the complaint (only a supervisor may: `Forbidden`) and
  * a remedy chosen at the wrong stage (`ComplaintRefused`). A refused decision leaves nothing in history or
  * in the event log.
@@ -136,11 +136,10 @@ async function main(argv: string[]): Promise<void> {
       await expectRefusal(as.customer.workflow.getHandle(workflowId), 'choose_remedy', { option_id: 'Z' }),
     ];
 
-    // An escalation is recorded and notifies a supervisor; the complaint goes on where it stands.
+    // An escalation hands the complaint to a supervisor: it waits for them (stage escalated).
     await decide(as.agent, workflowId, 'escalate', updateArgument('escalate'));
-    // The supervisor phones the customer, who is satisfied: a customer's decision made through staff is
-    // recorded as the supervisor's, on the customer's behalf. A satisfied follow-up closes the complaint.
-    await decide(as.supervisor, workflowId, 'record_follow_up', updateArgument('record_follow_up'));
+    // The supervisor settles it and closes it: only a supervisor may.
+    await decide(as.supervisor, workflowId, 'close', updateArgument('close'));
 
     const result = (await as.supervisor.workflow.getHandle(workflowId).result()) as ComplaintState;
     log(`${workflowId} finished: ${result.stage}, head ${JSON.stringify(result.head)}`);
