@@ -12,10 +12,11 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import messages as msg
 from domain.chain import chain
-from domain.personal import seal_payload
+from domain.personal import has_personal, seal_payload
 from eventlog import BrokenChain, DivergentHistory, EventLogUnavailable, EventStore
+from eventlog.errors import EventLogError
 from eventlog.connect import CONNECTION_ERRORS
-from eventlog.keys import CustomerKeyring
+from eventlog.keys import CustomerErased, CustomerKeyring
 from logs import get_logger
 
 log = get_logger(__name__)
@@ -37,16 +38,22 @@ class EventLogActivities:
     @activity.defn(name=msg.APPEND_EVENTS)
     async def append_events(self, request: msg.AppendEvents) -> msg.Appended:
         info = activity.info()
-        try:
-            key = await self.keyring.key_for(request.customer_id)
-        except CONNECTION_ERRORS as error:
-            raise unavailable(info.attempt, error) from None
         first = request.head.sequence + 1
-        drafts = [
-            draft.model_copy(update={"payload": seal_payload(draft.type, draft.payload, request.complaint_id,
-                                                             first + offset, key)})
-            for offset, draft in enumerate(request.drafts)
-        ]
+        drafts = request.drafts
+        if any(has_personal(draft.type, draft.payload) for draft in drafts):
+            try:
+                key = await self.keyring.key_for(request.customer_id)
+            except CONNECTION_ERRORS as error:
+                raise unavailable(info.attempt, error) from None
+            except CustomerErased as error:
+                # Sealing under a fresh key would keep what the erasure destroyed: refused for good.
+                log.warning("append refused: the customer was erased", types=[d.type for d in drafts])
+                raise ApplicationError(str(error), type="CustomerErased", non_retryable=True) from None
+            drafts = [
+                draft.model_copy(update={"payload": seal_payload(draft.type, draft.payload, request.complaint_id,
+                                                                 first + offset, key)})
+                for offset, draft in enumerate(drafts)
+            ]
         records = chain(request.head, request.complaint_id, request.occurred_at, drafts)
         try:
             written = await self.store.append(records, workflow_id=info.workflow_id or "",
@@ -57,6 +64,13 @@ class EventLogActivities:
             raise ApplicationError(str(error), type="BrokenChain", non_retryable=True) from error
         except EventLogUnavailable as error:
             raise unavailable(info.attempt, error) from None
+        except EventLogError as error:
+            # Only an unavailable log is waited out; anything else the database refuses (a NUL in a text,
+            # a value out of range) would be refused again on every retry, while the workflow's decisions
+            # wait behind it: end the attempt, visibly.
+            log.error("append refused by the event log", error=str(error)[:300])
+            raise ApplicationError(f"the event log refused the append: {str(error)[:300]}", type="AppendRefused",
+                                   non_retryable=True) from error
         log.info("events appended" if written == len(records) else "append retried: already stored",
                  types=[r.type for r in records], new=written, sequence=records[-1].sequence)
         return msg.Appended(records=records)

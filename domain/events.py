@@ -48,7 +48,8 @@ class Event(BaseModel):
 
 
 class ComplaintReceived(Event):
-    personal = ("customer_name", "contact_email", "contact_phone", "contact_handle", "description")
+    personal = ("customer_name", "contact_email", "contact_phone", "contact_handle", "description", "subject_title",
+                "subject_reference")
 
     customer_id: str
     customer_name: str
@@ -95,7 +96,20 @@ class SlaDeadlinesSet(Event):
     deadlines: list[Deadline]
 
 
+class SlaDeadlinesReset(Event):
+    """A reopened complaint's assessment and final-response deadlines, computed in an activity from the
+    policy and the calendar of the day; each deadline's rule says whether it counts from the reopening or
+    (where the regulator's clock keeps running) from the first receipt."""
+
+    reopen_count: int
+    policy: str
+    calendar: str
+    deadlines: list[Deadline]
+
+
 class ComplaintAcknowledged(Event):
+    personal = ("text",)  # names the subject
+
     channel: Channel
     text: str
 
@@ -136,7 +150,7 @@ class MessageLogged(Event):
 
 
 class ComplaintAssessed(Event):
-    personal = ("findings",)
+    personal = ("findings", "clause")
 
     verdict: Verdict
     root_cause: RootCause
@@ -145,11 +159,15 @@ class ComplaintAssessed(Event):
 
 
 class ApologyIssued(Event):
+    personal = ("text",)
+
     text: str
 
 
 class ConductApologyIssued(Event):
     """An apology for how we spoke or behaved: not an admission that the complaint is valid."""
+
+    personal = ("text",)
 
     text: str
 
@@ -164,6 +182,8 @@ class RemedyOption(BaseModel):
 
 
 class RemedyOffered(Event):
+    personal = ("options[].description",)  # names the subject
+
     options: list[RemedyOption]
     default_option: str
     expires_at: datetime
@@ -183,11 +203,15 @@ class RemedyFulfilled(Event):
 
 
 class RemedyFulfilmentFailed(Event):
+    personal = ("reason",)
+
     option_id: str
     reason: str
 
 
 class ExplanationGiven(Event):
+    personal = ("text",)
+
     sop_reference: str
     text: str
 
@@ -227,6 +251,8 @@ class ComplaintReopened(Event):
 
 
 class ComplaintEscalated(Event):
+    personal = ("to", "reason")
+
     to: str
     reason: str
     awaits_supervisor: bool
@@ -247,6 +273,8 @@ class CustomerChurned(Event):
 
 
 class ComplaintClosed(Event):
+    personal = ("note",)
+
     outcome: Outcome
     root_cause: RootCause | None
     satisfaction: int | None
@@ -267,6 +295,8 @@ class SlaBreached(Event):
 
 
 class SlaExtended(Event):
+    personal = ("reason", "notice")
+
     kind: DeadlineKind
     previous_due_at: datetime
     due_at: datetime

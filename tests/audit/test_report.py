@@ -16,7 +16,7 @@ from audit.report import build_report, percentile, render_html, render_json, rep
 from domain.policies.deadlines import business_days_between
 from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
-from eventlog.keys import erase_customer
+from eventlog.keys import OpenComplaints, erase_customer
 from eventlog.keys import CustomerKeyring, master_key
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import invalid, valid
@@ -94,10 +94,18 @@ async def test_since_keeps_only_complaints_received_from_that_day(drive: Driver,
 
 async def test_erasure_changes_no_figure(drive: Driver, intake_data: Callable[..., Any], eraser_pool: asyncpg.Pool
                                         ) -> None:
-    await five_paths(drive, intake_data)
+    ids = await five_paths(drive, intake_data)
     before = render_json(await build_report(drive.store))
-    for customer in ("cust-4471", "cust-1188", "cust-7310", "cust-3302", "cust-5521"):
+    for customer in ("cust-4471", "cust-1188", "cust-7310", "cust-3302"):
         await erase_customer(eraser_pool, customer, requested_by="dpo", legal_basis="request")
+    # The late complaint is still open: its customer is not erased (nothing destroyed) until it is closed.
+    with pytest.raises(OpenComplaints):
+        await erase_customer(eraser_pool, "cust-5521", requested_by="dpo", legal_basis="request")
+    assert render_json(await build_report(drive.store)) == before
+    await drive.send(ids["late"], "withdraw")
+    await drive.finished(ids["late"])
+    before = render_json(await build_report(drive.store))
+    assert await erase_customer(eraser_pool, "cust-5521", requested_by="dpo", legal_basis="request") == 1
     assert render_json(await build_report(drive.store)) == before
 
 

@@ -12,13 +12,14 @@ from temporalio.testing import ActivityEnvironment
 from activities import messages as msg
 from activities.eventlog import EventLogActivities
 from domain import decide
+from domain import events as ev
 from domain.chain import ChainHead, Draft, check_chain
 from domain.complaint import fold
 from domain.intake import ComplaintIntake
 from domain.personal import ERASED, is_sealed, open_payload
 from eventlog import PostgresEventStore
 from eventlog.keys import erase_customer
-from eventlog.keys import CustomerKeyring, SealedFieldError, master_key
+from eventlog.keys import CustomerErased, CustomerKeyring, SealedFieldError, master_key
 from tests.eventlog.contract import new_id
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
@@ -54,7 +55,8 @@ async def test_personal_fields_are_stored_sealed_and_open_with_the_customers_key
     received = appended.records[0]
     for field in ("customer_name", "contact_email", "contact_handle", "description"):
         assert is_sealed(received.payload[field]), field
-    assert received.payload["customer_id"] == "cust-sealed" and received.payload["subject_title"] == "Late delivery"
+    # The customer id stays readable (erasure finds the customer's complaints by it); the subject is theirs.
+    assert received.payload["customer_id"] == "cust-sealed" and is_sealed(received.payload["subject_title"])
     # Check nothing personal is readable in the database, even to its superuser.
     dump = await admin.fetchval("SELECT string_agg(payload::text, ' ') FROM complaint_events WHERE complaint_id = $1",
                                 cid)
@@ -79,7 +81,13 @@ async def test_erasing_a_customer_keeps_the_chain_and_the_fold(
     store: PostgresEventStore, keyring: CustomerKeyring, eraser_pool: asyncpg.Pool
 ) -> None:
     cid, customer = new_id(), f"cust-{new_id()}"
-    await ActivityEnvironment().run(EventLogActivities(store, keyring).append_events, request(cid, customer))
+    received = await ActivityEnvironment().run(EventLogActivities(store, keyring).append_events, request(cid, customer))
+    # Closed first: a customer with an open complaint is not erased (its workflow would go on writing).
+    closed = [ev.ComplaintWithdrawn(reason="Sorted."), ev.ComplaintClosed(outcome="withdrawn", root_cause=None,
+                                                                         satisfaction=None)]
+    await ActivityEnvironment().run(EventLogActivities(store, keyring).append_events, msg.AppendEvents(
+        complaint_id=cid, customer_id=customer, head=received.records[-1].head, occurred_at=NOW,
+        drafts=[Draft.of(e, "system") for e in closed]))
     before = await store.read(cid)
     assert await erase_customer(eraser_pool, customer, requested_by="dpo:rina", legal_basis="UU PDP art. 8") == 1
     after = await store.read(cid)
@@ -89,7 +97,7 @@ async def test_erasing_a_customer_keeps_the_chain_and_the_fold(
     assert fold(after) == fold(before)
     opened = open_payload(after[0].type, after[0].payload, cid, 1, await keyring.opener())
     assert opened["customer_name"] == ERASED and opened["description"] == ERASED
-    assert opened["subject_title"] == "Late delivery"
+    assert opened["subject_title"] == ERASED and opened["customer_id"] == customer
     # Erasing twice destroys nothing more, and both requests are on the record.
     assert await erase_customer(eraser_pool, customer, requested_by="dpo:rina", legal_basis="again") == 0
     recorded = await eraser_pool.fetch("SELECT requested_by, legal_basis, database_user, keys_destroyed"
@@ -107,8 +115,9 @@ async def test_a_destroyed_key_cannot_be_restored_even_by_the_owner(
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await admin.execute("UPDATE complaint_customer_keys SET wrapped_key = '\\x00', erased_at = NULL "
                             "WHERE key_id = $1", key.key_id)
-    # A later complaint from the same customer gets a new key, not the old one back.
-    assert (await keyring.key_for(customer)).key_id != key.key_id
+    # Nor does the customer get a new one: nothing personal of theirs is sealed (kept) again.
+    with pytest.raises(CustomerErased):
+        await keyring.key_for(customer)
 
 
 async def test_a_sealed_value_moved_to_another_place_does_not_open(
