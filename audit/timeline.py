@@ -3,7 +3,8 @@ what happened in plain words, the conversation verbatim, the deadlines and wheth
 hash of every step with a verified or broken badge.
 
 Personal fields are opened with the customers' keys; where a key was destroyed they read "[erased]", and
-the story still renders and still verifies (the hashes cover the sealed text).
+the story still renders and still verifies (the hashes cover the sealed text). A sealed field that does not
+open (altered, moved, or naming a key that was never issued) reads "[unreadable]" and breaks the story.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from domain import events as ev
 from domain.chain import Break, Recorded, check_chain
 from domain.complaint import Complaint, DeadlineState, FoldError, fold
 from domain.intake import Jurisdiction
-from domain.personal import Opener, open_payload
+from domain.personal import Opener, SealedFieldError, open_payload
 from domain.principals import RecordedActor
 from domain.policies.deadlines import Calendar, business_days_between
 from domain.summary import when
@@ -55,6 +56,10 @@ class Timeline:
     state: Complaint | None = None
     subject: str = ""
     calendar: str = ""
+    #: What checked the log besides its own chain: None when nothing did (the log alone, no Temporal), else
+    #: what `complaints verify` compared it with ("history", "archive", or "" for no second witness), its breaks
+    #: then being the story's too, so a timeline and verify never disagree.
+    witnessed_by: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -90,6 +95,8 @@ _WORDS: dict[type[ev.Event], Callable[[Any, Callable[[datetime], str]], str]] = 
                                      f"; severity {e.severity}, {e.jurisdiction} rules. They wrote: {e.description}"),
     ev.SlaDeadlinesSet: lambda e, at: f"Deadlines set under the {e.policy} policy ({e.calendar}): " + "; ".join(
         f"{_kind(d.kind)} by {at(d.due_at)}" for d in e.deadlines),
+    ev.SlaDeadlinesReset: lambda e, at: f"Reopened complaint's deadlines under the {e.policy} policy: " + "; ".join(
+        f"{_kind(d.kind)} by {at(d.due_at)} ({d.rule})" for d in e.deadlines),
     ev.ComplaintAcknowledged: lambda e, at: f"Acknowledged to the customer by {_kind(e.channel)}: {e.text}",
     ev.ContactMoveRequested: lambda e, at: f"Asked the customer to move from {e.from_rung} to {e.to_rung}: {e.text}",
     ev.ContactMovedOffline: lambda e, at: f"Conversation moved to {e.rung} ({e.detail})",
@@ -139,6 +146,17 @@ def describe(record: Recorded, payload: dict[str, Any], zone: tzinfo | None = No
     return _WORDS[type(event)](event, lambda moment: when(moment.astimezone(zone) if zone else moment)), said
 
 
+def _report_broken(story: Timeline, record: Recorded) -> Callable[[str, SealedFieldError], None]:
+    """A personal field that does not open is a break (tampered, a key never issued, a key that cannot be
+    unwrapped here), never a lawful ``[erased]``: that reading is kept for keys really destroyed."""
+
+    def broken(field: str, error: SealedFieldError) -> None:
+        story.breaks.append(Break(complaint_id=story.complaint_id, sequence=record.sequence, kind=error.kind,
+                                  detail=f"{record.type}.{field}: {error}"))
+
+    return broken
+
+
 def timeline_from_records(complaint_id: str, records: Iterable[Recorded], opener: Opener) -> Timeline:
     records = list(records)
     story = Timeline(complaint_id)
@@ -155,7 +173,10 @@ def timeline_from_records(complaint_id: str, records: Iterable[Recorded], opener
     calendar = _calendar(jurisdiction, start.year) if jurisdiction and start else None
     story.calendar = calendar.name if calendar else ""
     for record in records:
-        payload = open_payload(record.type, record.payload, complaint_id, record.sequence, opener)
+        payload = open_payload(record.type, record.payload, complaint_id, record.sequence, opener,
+                               _report_broken(story, record))
+        if record.sequence == 1 and record.type == "ComplaintReceived":
+            story.subject = str(payload.get("subject_title") or story.subject)  # the state holds it sealed
         text, said = describe(record, payload, calendar.zone if calendar else None)
         local = record.occurred_at.astimezone(calendar.zone) if calendar else record.occurred_at
         offset = business_days_between(start, record.occurred_at, calendar) if calendar and start else 0
@@ -172,14 +193,22 @@ def timeline_from_records(complaint_id: str, records: Iterable[Recorded], opener
     return story
 
 
-async def build_timeline(store: Any, opener: Opener, complaint_id: str) -> Timeline:
-    return timeline_from_records(complaint_id, await store.read(complaint_id), opener)
+async def build_timeline(store: Any, opener: Opener, complaint_id: str, *, verifier: Any | None = None) -> Timeline:
+    """The story from the log; with a ``verifier`` (audit.verify.Verifier, with Temporal), verify's own verdict
+    on the complaint too (both witnesses, replay), so the badge says what `complaints verify` says."""
+    story = timeline_from_records(complaint_id, await store.read(complaint_id), opener)
+    if verifier is not None:
+        checked = (await verifier.verify([complaint_id])).complaint(complaint_id)
+        story.witnessed_by = checked.witnessed_by
+        story.breaks += [b for b in checked.breaks if b not in story.breaks]
+    return story
 
 
 def render_json(story: Timeline) -> dict[str, Any]:
     return {
         "complaint_id": story.complaint_id,
         "verified": story.verified,
+        "witnessed_by": story.witnessed_by,
         "breaks": [b.model_dump() for b in story.breaks],
         "subject": story.subject,
         "calendar": story.calendar,
@@ -201,6 +230,10 @@ def render_text(story: Timeline, console: Any) -> None:
     from rich.text import Text
 
     badge = Text("VERIFIED", style="bold green") if story.verified else Text("BROKEN", style="bold red")
+    if story.witnessed_by is None:
+        badge += Text(" (the log's chain only: `complaints verify` checks the second witness)")
+    elif story.witnessed_by:
+        badge += Text(f" (log and {'Temporal history' if story.witnessed_by == 'history' else 'archived witness'})")
     console.print(badge + Text(f" {story.complaint_id} · {story.subject} · {story.calendar}"))
     for b in story.breaks:
         console.print(Text(f"  {b}", style="red"))

@@ -38,16 +38,21 @@ ERASER = "eraser"
 _TABLES_READ = {
     # The workers read the log and customer keys, and write the remedy ledger (the provider's stand-in).
     APP: ["complaint_events", "complaint_customer_keys", "complaint_remedy_fulfilments", "complaint_checkpoints",
-          "complaint_schema_migrations", "complaint_erasures"],
-    SEALER: ["complaint_events", "complaint_checkpoints"],
+          "complaint_schema_migrations", "complaint_erasures", "complaint_witness_archive"],
+    # The sealer also archives closed complaints' witnesses before retention (migrations/006_witness_archive.sql).
+    SEALER: ["complaint_events", "complaint_checkpoints", "complaint_witness_archive"],
     ERASER: ["complaint_customer_keys", "complaint_erasures"],
 }
 _TABLES_INSERT = {APP: ["complaint_remedy_fulfilments"], SEALER: [], ERASER: []}
 _FUNCTIONS = {
     APP: ["append_complaint_events(text, integer[], text[], integer[], timestamptz[], text[], jsonb[], text[], "
           "text[], text, text)", "complaint_customer_key(text, text, bytea)"],
-    SEALER: ["record_complaint_checkpoint(bigint, bigint, integer, text, timestamptz, text, text, text)"],
-    ERASER: ["erase_complaint_customer(text, text, text)"],
+    SEALER: ["record_complaint_checkpoint(bigint, bigint, integer, text, timestamptz, text, text, text)",
+             "record_complaint_witness(text, text, text[], integer, text, text[], text, text, timestamptz, text, "
+             "text)"],
+    # The eraser is the custodian of customer keys: it destroys them, and re-wraps them under a new master key
+    # (complaints rotate-master-key, migrations/007_erasure.sql).
+    ERASER: ["erase_complaint_customer(text, text, text)", "rewrap_complaint_customer_key(text, bytea, bytea)"],
 }
 
 

@@ -51,6 +51,11 @@ class EventStore(abc.ABC):
         records = await self.read(complaint_id)
         return records[-1].head if records else ChainHead()
 
+    async def writer_runs(self, complaint_id: str) -> list[str]:
+        """The workflow runs that appended the complaint's events, in the order they first wrote (none where
+        the store does not record runs): the runs whose histories witness the log."""
+        return []
+
     async def scan(self, after_position: int = 0, page: int = 5000) -> AsyncIterator[Positioned]:
         """Page through the whole log in global order. The next page is asked for before this one is
         handed out, so PostgreSQL reads it while the caller works."""
@@ -165,6 +170,40 @@ class PostgresEventStore(EventStore):
     async def complaint_ids(self) -> list[str]:
         rows = await self._fetch("SELECT DISTINCT complaint_id FROM complaint_events ORDER BY complaint_id")
         return [row["complaint_id"] for row in rows]
+
+    async def writer_runs(self, complaint_id: str) -> list[str]:
+        rows = await self._fetch("SELECT run_id FROM complaint_events WHERE complaint_id = $1 AND run_id <> ''"
+                                 " GROUP BY run_id ORDER BY min(sequence)", complaint_id)
+        return [row["run_id"] for row in rows]
+
+    async def archived_witnesses(self, complaint_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Rows of complaint_witness_archive (migrations/006_witness_archive.sql): every one, or those of
+        ``complaint_ids``; none before that migration ran."""
+        try:
+            rows = await self._fetch("SELECT * FROM complaint_witness_archive WHERE $1::text[] IS NULL"
+                                     " OR complaint_id = ANY($1::text[]) ORDER BY complaint_id",
+                                     None if complaint_ids is None else list(complaint_ids))
+        except EventLogError as error:
+            if isinstance(error.__cause__, asyncpg.UndefinedTableError):
+                return []
+            raise
+        return [dict(row) for row in rows]
+
+    async def archive_witness(self, row: dict[str, Any]) -> bool:
+        """Store an archived witness through the sealer's function; False when the complaint has one already
+        (the stored row is left as it is)."""
+        try:
+            async with self.pool.acquire() as conn:
+                written: bool = await conn.fetchval(
+                    "SELECT record_complaint_witness($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    row["complaint_id"], row["workflow_id"], row["run_ids"], row["final_sequence"], row["final_hash"],
+                    row["hashes"], row["closed_as"], row["history_sha256"], row["archived_at"], row["public_key"],
+                    row["note"])
+                return written
+        except CONNECTION_ERRORS as error:
+            raise EventLogUnavailable(str(error)) from error
+        except asyncpg.PostgresError as error:
+            raise _translate(error) from error
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         try:
