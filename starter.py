@@ -102,10 +102,21 @@ class Submission:
     run_id: str | None
     created: bool
     handle: WorkflowHandle[Any, Complaint] | None = field(default=None, repr=False, compare=False)
+    #: The run's execution status (``running``, ``completed``, ``failed``, ``terminated``, ``canceled``,
+    #: ``timed_out``): for a complaint submitted before, where its run stands now.
+    status: str = "running"
+    #: Why that run ended without completing: ``{"type": ..., "message": ...}`` (an ApplicationError's type,
+    #: e.g. Unauthenticated, Forbidden, ComplaintExists); None while it runs or once it completed.
+    failure: dict[str, str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The complaint is in hand: started now, or submitted before and running or completed (closed)."""
+        return self.status in ("running", "completed")
 
     def as_dict(self) -> dict[str, Any]:
         return {"complaint_id": self.complaint_id, "workflow_id": self.workflow_id, "run_id": self.run_id,
-                "created": self.created}
+                "created": self.created, "status": self.status, "failure": self.failure}
 
 
 async def submit(
@@ -129,12 +140,29 @@ async def submit(
             static_details=f"Complaint **{intake.complaint_id}**, {intake.jurisdiction.value} rules.",
         )
     except WorkflowAlreadyStartedError as already:
+        status, failure = await _run_outcome(client, wid)
         log.info("complaint already submitted", complaint_id=intake.complaint_id, workflow_id=wid,
-                 run_id=already.run_id)
-        return Submission(intake.complaint_id, wid, already.run_id, created=False)
+                 run_id=already.run_id, status=status, failure=failure["type"] if failure else None)
+        return Submission(intake.complaint_id, wid, already.run_id, created=False, status=status, failure=failure)
     log.info("complaint submitted", complaint_id=intake.complaint_id, workflow_id=wid,
              run_id=handle.first_execution_run_id)
     return Submission(intake.complaint_id, wid, handle.first_execution_run_id, created=True, handle=handle)
+
+
+async def _run_outcome(client: Client, wid: str) -> tuple[str, dict[str, str] | None]:
+    """Where the workflow's latest run stands, and why it ended if it ended without completing (a run refused
+    at the door fails: Unauthenticated, Forbidden, ComplaintExists, ...)."""
+    execution = await _execution_status(client, wid)
+    if execution in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+        return execution.name.lower(), None
+    try:
+        await client.get_workflow_handle(wid).result(follow_runs=False)
+    except WorkflowFailureError as failed:
+        cause = failed.cause
+        kind = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        return execution.name.lower(), {"type": kind, "message": message}
+    return execution.name.lower(), None
 
 
 async def _execution_status(client: Client, wid: str) -> WorkflowExecutionStatus:
@@ -147,6 +175,18 @@ async def _execution_status(client: Client, wid: str) -> WorkflowExecutionStatus
             raise NotFound(f"no complaint {complaint_id_of(wid)!r}") from None
         raise
     return WorkflowExecutionStatus(response.workflow_execution_info.status)
+
+
+def decision_id(complaint_id: str, name: str, command: cmd.Command) -> str:
+    """A deterministic update id for a decision: the same complaint, update and argument (its canonical JSON)
+    give the same id, so sending the very same decision again returns the first outcome (see :func:`send`)."""
+    import hashlib
+    import json
+
+    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False)
+    digest = hashlib.sha256("\n".join((complaint_id, name, canonical)).encode()).hexdigest()
+    return f"{name}-{digest[:32]}"
 
 
 def handle_for(client: Client, complaint_id: str) -> WorkflowHandle[Any, Any]:

@@ -65,8 +65,9 @@ def verify(
                                                              "Temporal as the second witness.")] = False,
 ) -> None:
     """Prove complaints' histories: chain, log against workflow, replay, both witnesses, checkpoints.
-    Exit 1 when anything breaks; 3 when nothing broke but a checkpoint's signature could not be checked
-    against a trusted public key (so who signed it is not proven)."""
+    A closed complaint whose history retention removed is checked against its archived witness.
+    Exit 1 when anything breaks; 3 when nothing broke but a checkpoint's or an archived witness's signature
+    could not be checked against a trusted public key (so who signed it is not proven)."""
     import os
 
     trusted = public_key or os.environ.get(cp.PUBLIC_KEY_ENV)
@@ -102,7 +103,8 @@ def verify(
     async def go() -> Verification:
         async with log_pool() as pool:
             temporal = None if log_only else await client()
-            verifier = Verifier(PostgresEventStore(pool), temporal, _published(checkpoints), trusted)
+            verifier = Verifier(PostgresEventStore(pool), temporal, _published(checkpoints), trusted,
+                                task_queue=Settings().task_queue)
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err, disable=as_json) as progress:
                 tasks: dict[str, Any] = {}
@@ -127,12 +129,20 @@ def verify(
             _print_breaks(result)
         rate = f"{result.events / result.seconds:,.0f} events/s" if result.seconds else ""
         verdict = "[green]all verified[/green]" if result.ok else f"[red]{len(result.breaks)} break(s)[/red]"
-        console.print(f"{verdict}: {len(result.by_complaint)} complaints, {result.events} events, "
+        witnessed = result.as_json()["witnessed_by"]
+        against = f" ({witnessed['history']} against Temporal's history, {witnessed['archive']} against their " \
+                  "archived witness once retention removed it)" if witnessed["archive"] else ""
+        console.print(f"{verdict}: {len(result.by_complaint)} complaints{against}, {result.events} events, "
                       f"{result.checkpoints} checkpoints, {result.seconds:.2f} s ({rate})")
         if result.unchecked_signatures:
             console.print(f"[yellow]{result.unchecked_signatures} checkpoint signature(s) NOT checked[/yellow]: no "
                           f"trusted public key (--public-key or {cp.PUBLIC_KEY_ENV}); who signed them is not proven.")
-    raise typer.Exit(1 if not result.ok else 3 if result.unchecked_signatures else 0)
+        if result.unchecked_archives:
+            console.print(f"[yellow]{result.unchecked_archives} archived witness signature(s) NOT checked[/yellow]: "
+                          f"no trusted public key (--public-key or {cp.PUBLIC_KEY_ENV}); an archive is then only as "
+                          "good as the database that holds it.")
+    unchecked = result.unchecked_signatures or result.unchecked_archives
+    raise typer.Exit(1 if not result.ok else 3 if unchecked else 0)
 
 
 def export(
@@ -193,7 +203,12 @@ def erase_customer(
 ) -> None:
     """Right to erasure (UU PDP, GDPR): destroy one customer's keys, recording who asked, why, and which
     database user did it (DATABASE_ERASER_URL). Their personal fields become unreadable for good; every
-    chain, fold and report figure stays as it was."""
+    chain, fold and report figure stays as it was. Refused (exit 1, nothing destroyed) while a complaint of
+    the customer is open: withdraw or close it first. After it, nothing personal is kept for that customer id
+    again."""
+    from rich.markup import escape
+
+    from eventlog.keys import OpenComplaints
     from eventlog.keys import erase_customer as erase
 
     if not requested_by.strip() or not legal_basis.strip():
@@ -207,9 +222,37 @@ def erase_customer(
         async with log_pool(url) as pool:
             return await erase(pool, customer_id, requested_by=requested_by, legal_basis=legal_basis)
 
-    destroyed = run(go())
+    try:
+        destroyed = run(go())
+    except OpenComplaints as refused:
+        err.print(f"[red]refused:[/red] {escape(str(refused))}", highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"customer {customer_id}: {destroyed} key(s) destroyed" if destroyed
                   else f"customer {customer_id}: no live key (never seen, or already erased)")
+
+
+def rotate_master_key() -> None:
+    """Re-wrap every live customer key with the newest master key (the last in COMPLAINTS_MASTER_KEY), under
+    the eraser's database role (DATABASE_ERASER_URL), while workers run. Rotation: give every worker the new
+    key last in COMPLAINTS_MASTER_KEY (old first, comma-separated), run this, then remove the old key. Exit 1
+    while some key could not be unwrapped (its master key is not listed): keep that one until they are done."""
+    from eventlog.keys import CustomerKeyring, Rotation, master_key
+
+    url = Settings().require("DATABASE_ERASER_URL")
+    keys = master_key()
+
+    async def go() -> Rotation:
+        async with log_pool(url) as pool:
+            return await CustomerKeyring(pool, keys).rotate()
+
+    done = run(go())
+    console.print(f"master key {done.master_key_id}: {done.rewrapped} key(s) re-wrapped, {done.current} already "
+                  f"wrapped with it, {done.changed} changed meanwhile (destroyed or re-wrapped elsewhere)")
+    if done.unavailable:
+        shown = ", ".join(done.unavailable[:5]) + ("..." if len(done.unavailable) > 5 else "")
+        err.print(f"[red]{len(done.unavailable)} key(s) not re-wrapped[/red], their master key is not in "
+                  f"COMPLAINTS_MASTER_KEY: {shown}")
+        raise typer.Exit(1)
 
 
 def timeline(
@@ -225,7 +268,10 @@ def timeline(
     async def go() -> Any:
         async with log_pool() as pool:
             opener = await CustomerKeyring(pool, master_key()).opener()
-            return await build_timeline(PostgresEventStore(pool), opener, complaint_id)
+            store = PostgresEventStore(pool)
+            # Verified as verify verifies: the chain, and the workflow's history (or its archived witness).
+            verifier = Verifier(store, await client(), task_queue=Settings().task_queue)
+            return await build_timeline(store, opener, complaint_id, verifier=verifier)
 
     story = run(go())
     if not story.entries:
@@ -271,3 +317,33 @@ def report(
         console.print_json(json.dumps(render_json(figures)))
     else:
         render_text(figures, console)
+
+
+def archive(
+    complaint_ids: Annotated[list[str] | None, typer.Argument(help="Complaints to archive (default: every closed "
+                                                                    "one not archived yet).")] = None,
+) -> None:
+    """Keep a second witness that outlives Temporal's retention: each closed complaint that verifies whole
+    against its history gets its witnessed hashes archived, signed with the seal key (COMPLAINTS_SEAL_KEY,
+    as COMPLAINTS_LOG_ORIGIN), under the sealer's role (DATABASE_SEALER_URL). Run it more often than the
+    namespace's retention period. Exit 1 when a closed complaint does not verify (it is not archived)."""
+    from rich.markup import escape
+
+    from audit.verify import Archiving, archive_closed
+
+    key = cp.signing_key()
+    origin = cp.log_origin()
+    url = Settings().require("DATABASE_SEALER_URL")
+
+    async def go() -> Archiving:
+        async with log_pool(url) as pool:
+            return await archive_closed(PostgresEventStore(pool), await client(), key, origin,
+                                        ids=complaint_ids or None, task_queue=Settings().task_queue)
+
+    done = run(go())
+    console.print(f"archived {len(done.archived)}, already archived {len(done.already)}, still running "
+                  f"{len(done.running)}, history already gone {len(done.gone)}, refused {len(done.refused)}",
+                  highlight=False)
+    for complaint_id, breaks in done.refused.items():
+        err.print(f"[red]not archived:[/red] {escape(complaint_id)}: " + "; ".join(escape(b.kind) for b in breaks))
+    raise typer.Exit(1 if done.refused else 0)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 import starter
 from codec import connect_temporal
@@ -20,6 +21,8 @@ T = TypeVar("T")
 
 console = Console()
 err = Console(stderr=True)
+#: For what a complaint holds (titles, rules, remedies): text, never markup. "Late delivery [/]" is a title.
+verbatim = Console(markup=False)
 ComplaintArg = Annotated[str, typer.Argument(help="The complaint's id (its workflow is complaint-<id>).")]
 By = Annotated[str | None, typer.Option(
     "--by", help="Whose decision, when not yours: 'customer' records what the customer decided (by phone, in "
@@ -33,18 +36,19 @@ def run(work: Awaitable[T] | Callable[[], T]) -> T:
             return work()
         return asyncio.run(work)  # type: ignore[arg-type]
     except starter.InvalidInput as error:
-        err.print(f"[red]refused:[/red] invalid {error.what}")
+        err.print(f"[red]refused:[/red] invalid {escape(error.what)}")
         for e in error.errors:
-            err.print(f"  [bold]{e.field}[/bold]: {e.reason}")
+            err.print(f"  [bold]{escape(e.field)}[/bold]: {escape(e.reason)}")
         raise typer.Exit(2) from None
     except starter.DecisionRefused as error:
-        err.print(f"[red]refused:[/red] {error}")
+        kind = f" ({escape(error.kind)})" if error.kind else ""
+        err.print(f"[red]refused{kind}:[/red] {escape(str(error))}")
         raise typer.Exit(2) from None
     except starter.NotFound as error:
-        err.print(f"[red]not found:[/red] {error}")
+        err.print(f"[red]not found:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
     except SealedPayload as error:
-        err.print(f"[red]cannot read:[/red] {error}")
+        err.print(f"[red]cannot read:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
 
 
@@ -59,14 +63,17 @@ def read_input(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as error:
-        err.print(f"[red]cannot read {path}:[/red] {error.strerror}")
+        err.print(f"[red]cannot read {escape(path)}:[/red] {escape(str(error.strerror))}")
         raise typer.Exit(2) from None
 
 
 def print_state(state: Any, as_json: bool) -> None:
     from cli.render import print_complaint
+    from domain.personal import shown
 
     if as_json:
         console.print_json(state.model_dump_json())
     else:
-        print_complaint(console, state)
+        # Shown as it is: tables without markup, and the panel's title (which rich always reads as markup)
+        # with the subject title escaped. A decision has been recorded by now: its output must not fail.
+        print_complaint(verbatim, state.model_copy(update={"subject_title": escape(shown(state.subject_title))}))

@@ -1,6 +1,7 @@
 """complaints: submit and drive complaints, run the embedded stack, audit the log.
 
-Exit codes: 0 done; 1 something failed or was not found; 2 input refused (nothing was started or recorded).
+Exit codes: 0 done; 1 something failed or was not found (a complaint whose run failed); 2 input or decision
+refused (nothing was started or recorded).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 import logs
 import starter
@@ -87,27 +89,72 @@ def submit(
     file: Annotated[str, typer.Argument(help="A complaint JSON file (see examples/), or - for stdin.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Start a complaint's workflow. Submitting the same complaint id again returns the existing one."""
+    """Start a complaint's workflow. Submitting the same complaint id again starts nothing: it says where the
+    complaint submitted before stands (running, or closed), and exits 1 if that run failed (refused at the door:
+    Unauthenticated, Forbidden, ComplaintExists...)."""
     intake = run(lambda: starter.parse_intake(read_input(file)))
 
     async def go() -> starter.Submission:
-        return await starter.submit(await temporal_client(), intake)
+        return await starter.submit(await temporal_client(), intake, task_queue=Settings().task_queue)
 
     result = run(go())
     if as_json:
         console.print_json(json.dumps(result.as_dict()))
+    elif result.created:
+        console.print(f"submitted: [bold]{escape(result.complaint_id)}[/bold] (workflow {escape(result.workflow_id)})")
+    elif result.ok:
+        where = "running" if result.status == "running" else "closed (its workflow completed)"
+        console.print(f"already submitted: [bold]{escape(result.complaint_id)}[/bold] "
+                      f"(workflow {escape(result.workflow_id)}): {where}")
     else:
-        verb = "submitted" if result.created else "already submitted"
-        console.print(f"{verb}: [bold]{result.complaint_id}[/bold] (workflow {result.workflow_id})")
+        why = f": {result.failure['type']}: {result.failure['message']}" if result.failure else ""
+        err.print(f"[red]{escape(result.status)}:[/red] complaint [bold]{escape(result.complaint_id)}[/bold] was "
+                  f"submitted before, but its run {escape(result.status)}{escape(why)} (workflow "
+                  f"{escape(result.workflow_id)}, run {escape(result.run_id or '?')}); submitting again starts "
+                  "nothing")
+    if not result.ok:
+        raise typer.Exit(1)
 
 
-def _send(complaint_id: str, name: str, fields: dict[str, Any], as_json: bool = False) -> None:
+UpdateId = Annotated[str | None, typer.Option(
+    "--update-id", help="The decision's update id. Default: one derived from the complaint, the update and its "
+                        "argument, so sending the very same decision again (say after a lost connection) returns "
+                        "the first outcome instead of deciding twice. Pass another id to make the same decision "
+                        "again on purpose.", show_default=False)]
+
+
+def _decide(complaint_id: str, name: str, command: Any, update_id: str | None, as_json: bool) -> None:
+    """Send a decision under its update id; say so when the outcome is that of the same decision sent before."""
+    if update_id is not None and not update_id.strip():
+        err.print("[red]refused:[/red] --update-id: empty")
+        raise typer.Exit(2)
+    key = update_id or starter.decision_id(complaint_id, name, command)
+
+    async def go() -> tuple[Any, Any]:
+        from temporalio.client import WorkflowQueryFailedError
+        from temporalio.service import RPCError
+
+        client = await temporal_client()
+        try:  # where the complaint stood, to tell a fresh outcome from the first outcome of this same decision
+            before = await starter.status(client, complaint_id)
+        except (starter.NotFound, starter.DecisionRefused, WorkflowQueryFailedError, RPCError):
+            before = None  # not recorded yet, closed or gone: send says which
+        return before, await starter.send(client, complaint_id, name, command, idempotency_key=key)
+
+    before, outcome = run(go())
+    if before is not None and outcome.head.sequence <= before.head.sequence:
+        err.print(f"[yellow]already recorded:[/yellow] this {escape(name)} was sent before (update id "
+                  f"{escape(key)}); its outcome, at event #{outcome.head.sequence}, is shown (the complaint is at "
+                  f"#{before.head.sequence}). To make the same decision again, pass another --update-id.")
+    print_state(outcome, as_json)
+
+
+def _send(complaint_id: str, name: str, fields: dict[str, Any], as_json: bool = False,
+          update_id: str | None = None) -> None:
     command = run(lambda: starter.parse_command(name, {k: v for k, v in fields.items() if v is not None}))
+    _decide(complaint_id, name, command, update_id, as_json)
 
-    async def go() -> Any:
-        return await starter.send(await temporal_client(), complaint_id, name, command)
 
-    print_state(run(go()), as_json)
 
 
 @app.command()
@@ -125,6 +172,7 @@ def assess(
     explanation: Annotated[str | None, typer.Option(help="Education text instead of the standard one.")] = None,
     offer_days: Annotated[int | None, typer.Option(help="Days the offer stands (default 7).")] = None,
     by: By = None,
+    update_id: UpdateId = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Record the verdict: valid (apology + remedies), invalid (explanation + options), or partially valid."""
@@ -132,7 +180,7 @@ def assess(
         "verdict": verdict, "root_cause": root_cause, "findings": findings, "clause": clause,
         "remedies": remedy or None, "default_remedy": default_remedy, "apology": apology,
         "sop_reference": sop, "explanation": explanation, "offer_days": offer_days, "by": by,
-    }, as_json)
+    }, as_json, update_id)
 
 
 @app.command("choose-remedy")
@@ -140,10 +188,11 @@ def choose_remedy(
     complaint_id: ComplaintArg,
     option: Annotated[str, typer.Argument(help="The offered option's id (A, B, ...).")],
     by: By = None,
+    update_id: UpdateId = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The customer's choice among the remedies offered."""
-    _send(complaint_id, "choose_remedy", {"option_id": option, "by": by}, as_json)
+    _send(complaint_id, "choose_remedy", {"option_id": option, "by": by}, as_json, update_id)
 
 
 @app.command("move-offline")
@@ -153,9 +202,12 @@ def move_offline(
     detail: Annotated[str, typer.Argument(help="The email address, phone number, or meeting place.")],
     meeting_at: Annotated[str | None, typer.Option(help="ISO time of the meeting (meeting rung).")] = None,
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Move the conversation up the contact ladder: public -> email -> phone -> meeting."""
-    _send(complaint_id, "move_offline", {"rung": rung, "detail": detail, "meeting_at": meeting_at, "by": by})
+    _send(complaint_id, "move_offline", {"rung": rung, "detail": detail, "meeting_at": meeting_at, "by": by},
+          as_json, update_id)
 
 
 @app.command("log-message")
@@ -166,9 +218,12 @@ def log_message(
     text: Annotated[str, typer.Option(help="The message, verbatim.")],
     at: Annotated[str | None, typer.Option(help="ISO time it was said (default: now).")] = None,
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Keep a message with the customer as evidence, verbatim."""
-    _send(complaint_id, "log_message", {"sender": sender, "channel": channel, "text": text, "at": at, "by": by})
+    _send(complaint_id, "log_message", {"sender": sender, "channel": channel, "text": text, "at": at, "by": by},
+          as_json, update_id)
 
 
 @app.command("choose-option")
@@ -177,9 +232,11 @@ def choose_option(
     option: Annotated[str, typer.Argument(help="stay (under the rules) | leave (without penalty)")],
     reason: Annotated[str | None, typer.Option(help="The customer's reason.")] = None,
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """On an invalid complaint: the customer stays under the rules, or leaves without penalty."""
-    _send(complaint_id, "choose_option", {"option": option, "reason": reason, "by": by})
+    _send(complaint_id, "choose_option", {"option": option, "reason": reason, "by": by}, as_json, update_id)
 
 
 @app.command("record-follow-up")
@@ -188,9 +245,12 @@ def record_follow_up(
     satisfaction: Annotated[int, typer.Argument(help="1 (very unhappy) .. 5 (very happy)")],
     comment: Annotated[str | None, typer.Option(help="What the customer said.")] = None,
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The customer's satisfaction: 3+ closes; 2 or less reopens (twice at most), then a supervisor."""
-    _send(complaint_id, "record_follow_up", {"satisfaction": satisfaction, "comment": comment, "by": by})
+    _send(complaint_id, "record_follow_up", {"satisfaction": satisfaction, "comment": comment, "by": by},
+          as_json, update_id)
 
 
 @app.command("record-churn")
@@ -198,9 +258,11 @@ def record_churn(
     complaint_id: ComplaintArg,
     reason: Annotated[str, typer.Option(help="Why the customer left.")],
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The customer left: recorded with the root cause category (product or service), and closed."""
-    _send(complaint_id, "record_churn", {"reason": reason, "by": by})
+    _send(complaint_id, "record_churn", {"reason": reason, "by": by}, as_json, update_id)
 
 
 @app.command()
@@ -208,9 +270,11 @@ def withdraw(
     complaint_id: ComplaintArg,
     reason: Annotated[str | None, typer.Option(help="The customer's reason.")] = None,
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The customer withdraws the complaint."""
-    _send(complaint_id, "withdraw", {"reason": reason, "by": by})
+    _send(complaint_id, "withdraw", {"reason": reason, "by": by}, as_json, update_id)
 
 
 @app.command()
@@ -219,9 +283,11 @@ def escalate(
     to: Annotated[str, typer.Option(help="Whom to, e.g. 'supervisor' or 'legal'.")],
     reason: Annotated[str, typer.Option(help="Why.")],
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Escalate an open complaint; work goes on, under the named person's eye."""
-    _send(complaint_id, "escalate", {"to": to, "reason": reason, "by": by})
+    _send(complaint_id, "escalate", {"to": to, "reason": reason, "by": by}, as_json, update_id)
 
 
 @app.command("extend-deadline")
@@ -231,9 +297,12 @@ def extend_deadline(
     notice: Annotated[str, typer.Option(help="What the customer is told.")],
     kind: Annotated[str, typer.Option(help="acknowledgement | assessment | final_response")] = "final_response",
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Extend a deadline once, where its rule allows (e.g. OJK +10 working days with notice)."""
-    _send(complaint_id, "extend_deadline", {"kind": kind, "reason": reason, "notice": notice, "by": by})
+    _send(complaint_id, "extend_deadline", {"kind": kind, "reason": reason, "notice": notice, "by": by},
+          as_json, update_id)
 
 
 @app.command()
@@ -242,9 +311,11 @@ def close(
     outcome: Annotated[str, typer.Option(help="resolved | unresolved")],
     note: Annotated[str, typer.Option(help="The supervisor's decision.")],
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """A supervisor closes an escalated complaint."""
-    _send(complaint_id, "close", {"outcome": outcome, "note": note, "by": by})
+    _send(complaint_id, "close", {"outcome": outcome, "note": note, "by": by}, as_json, update_id)
 
 
 @app.command()
@@ -252,9 +323,11 @@ def apologise(
     complaint_id: ComplaintArg,
     text: Annotated[str, typer.Argument(help="A short apology for tone or conduct.")],
     by: By = None,
+    update_id: UpdateId = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Apologise for conduct (tone, behaviour): on an invalid complaint it admits nothing else."""
-    _send(complaint_id, "apologise_for_conduct", {"text": text, "by": by})
+    _send(complaint_id, "apologise_for_conduct", {"text": text, "by": by}, as_json, update_id)
 
 
 @app.command()
@@ -262,16 +335,13 @@ def update(
     complaint_id: ComplaintArg,
     name: Annotated[str, typer.Argument(help="The update: " + ", ".join(sorted(cmd.COMMANDS)))],
     data: Annotated[str, typer.Argument(help="The argument as JSON, @FILE, or - for stdin.")],
+    update_id: UpdateId = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Send any decision as raw JSON (the same contract a backend or the temporal CLI uses)."""
     raw = read_input(data[1:]) if data.startswith("@") else read_input("-") if data == "-" else data.encode()
     command = run(lambda: starter.parse_command(name, raw))
-
-    async def go() -> Any:
-        return await starter.send(await temporal_client(), complaint_id, name, command)
-
-    print_state(run(go()), as_json)
+    _decide(complaint_id, name, command, update_id, as_json)
 
 
 @app.command()
@@ -295,8 +365,12 @@ def list_complaints(
     limit: Annotated[int, typer.Option(help="At most this many.")] = 200,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Complaints from Temporal's visibility (the same search attributes as the UI's columns)."""
+    """Complaints from Temporal's visibility (the same search attributes as the UI's columns). Piped, the table
+    is as wide as its rows (not cut to 80 columns); --json is for programs."""
+    from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
+    from rich.text import Text
 
     from domain.summary import when
 
@@ -310,30 +384,42 @@ def list_complaints(
     if as_json:
         console.print_json(json.dumps([f.as_dict() for f in found]))
         return
-    table = Table(title=f"{len(found)} complaint(s)", caption=query, caption_justify="left")
+    table = Table(title=f"{len(found)} complaint(s)", caption=Text(query), caption_justify="left")
     for column in ("complaint", "status", "channel", "severity", "verdict", "root cause", "customer",
                    "jurisdiction", "SLA due", "breached"):
-        table.add_column(column)
-    for f in found:
-        table.add_row(f.complaint_id, f.status or "", f.channel or "", f.severity or "", f.verdict or "",
-                      f.root_cause or "", f.customer_id or "", f.jurisdiction or "",
-                      when(f.sla_due_at) if f.sla_due_at else "", "[red]yes[/red]" if f.sla_breached else "no")
-    console.print(table)
+        table.add_column(column, no_wrap=True)
+    for f in found:  # cells are Text: what visibility holds is shown as it is, never read as markup
+        table.add_row(*(Text(v or "") for v in (f.complaint_id, f.status, f.channel, f.severity, f.verdict,
+                                                 f.root_cause, f.customer_id, f.jurisdiction)),
+                      Text(when(f.sla_due_at) if f.sla_due_at else ""),
+                      Text("yes", style="red") if f.sla_breached else Text("no"))
+    if console.is_terminal:
+        console.print(table)
+        return
+    # Piped or redirected, rich would assume 80 columns and elide cells: print the table at its full width.
+    wide = Measurement.get(console, console.options.update_width(100_000), table).maximum
+    Console(width=max(wide, console.width), highlight=False).print(table)
 
 
 @app.command()
 def schema(
-    name: Annotated[str | None, typer.Argument(help="Only this one: intake, or an update's name.")] = None,
+    name: Annotated[str | None, typer.Argument(
+        help="Only this one: intake, an update's name, errors, or an error type (e.g. ComplaintRefused).")] = None,
 ) -> None:
-    """JSON Schemas of the contract: the intake (workflow input) and every update's argument."""
+    """JSON Schemas of the contract: the intake (workflow input), every update's argument, and under "errors"
+    the details of each error a start or a decision can be refused with (by ApplicationError type: its details
+    hold exactly one value of that schema, or none where it is null)."""
+    from domain.errors import ERRORS, details_schema
     from domain.intake import ComplaintIntake
 
     schemas: dict[str, Any] = {"intake": ComplaintIntake.model_json_schema()}
     schemas.update({update: model.model_json_schema() for update, model in cmd.COMMANDS.items()})
-    if name is not None and name not in schemas:
-        err.print(f"no schema {name!r}; known: {', '.join(schemas)}")
+    schemas["errors"] = {kind: details_schema(kind) for kind in ERRORS}
+    known = {**schemas, **schemas["errors"]}
+    if name is not None and name not in known:
+        err.print(f"no schema {escape(repr(name))}; known: {', '.join(known)}")
         raise typer.Exit(2)
-    print(json.dumps(schemas[name] if name else schemas, indent=2, ensure_ascii=False))
+    print(json.dumps(known[name] if name else schemas, indent=2, ensure_ascii=False))
 
 
 # --- database and embedded stack ----------------------------------------------------------------------------
@@ -358,8 +444,8 @@ def db_migrate() -> None:
              "eraser_role": role(settings.database_eraser_url)}
     applied = run(migrate(admin, **roles))
     granted = ", ".join(f"{kind.removesuffix('_role')} to {name}" for kind, name in roles.items() if name)
-    console.print(f"migrated: {', '.join(applied) if applied else 'already current'}"
-                  + (f"; granted {granted}" if granted else ""))
+    console.print(escape(f"migrated: {', '.join(applied) if applied else 'already current'}"
+                         + (f"; granted {granted}" if granted else "")))
 
 
 @dev_app.command("up")
@@ -394,8 +480,10 @@ app.command("verify")(_audit.verify)
 app.command("export")(_audit.export)
 app.command("seal")(_audit.seal)
 app.command("erase-customer")(_audit.erase_customer)
+app.command("rotate-master-key")(_audit.rotate_master_key)
 app.command("timeline")(_audit.timeline)
 app.command("report")(_audit.report)
+app.command("archive")(_audit.archive)
 
 def main() -> None:
     """The console script. Once the command is done, the process ends without the interpreter's teardown:

@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from domain.complaint import Complaint
+from domain.personal import shown
 from domain.summary import details, when
 
 
@@ -40,5 +41,5 @@ def print_complaint(console: Console, state: Complaint) -> None:
             offers.add_column(column)
         for o in state.offer.options:
             default = " (default)" if o.id == state.offer.default_option else ""
-            offers.add_row(o.id + default, o.kind.value, str(o.value), o.description)
+            offers.add_row(o.id + default, o.kind.value, str(o.value), shown(o.description))
         console.print(offers)

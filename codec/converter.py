@@ -25,7 +25,7 @@ from temporalio.converter import (
 from temporalio.exceptions import ApplicationError
 
 from codec.encryption import PLAINTEXT
-from domain.errors import field_errors, summary, validate_json
+from domain.errors import FieldErrorDetails, field_errors, summary, validate_json
 
 INVALID_INPUT = "InvalidInput"
 
@@ -48,7 +48,7 @@ class _FieldErrorsJSONConverter(PydanticJSONPlainPayloadConverter):
             name = getattr(type_hint, "error_root", None) or getattr(type_hint, "__name__", "input")
             raise ApplicationError(
                 f"invalid {name}: {summary(errors)}",
-                [e.model_dump() for e in errors],
+                FieldErrorDetails(errors=errors).model_dump(mode="json"),  # the documented shape (domain.errors)
                 type=INVALID_INPUT,
                 non_retryable=True,
             ) from None

@@ -36,7 +36,7 @@ def test_complaints_schema_prints_the_intake_and_every_update() -> None:
     done = subprocess.run([sys.executable, "-m", "cli.main", "schema"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     schemas = json.loads(done.stdout)
-    assert set(schemas) == {"intake", *cmd.COMMANDS}
+    assert set(schemas) == {"intake", "errors", *cmd.COMMANDS}
     assert schemas["intake"]["additionalProperties"] is False
     assert "customer" in schemas["intake"]["required"]
     assert schemas["record_follow_up"]["properties"]["satisfaction"]["maximum"] == 5
