@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
@@ -165,11 +165,35 @@ async def _run_outcome(client: Client, wid: str) -> tuple[str, dict[str, str] | 
     return execution.name.lower(), None
 
 
+#: A read that Temporal cut short (cancelled, unavailable, past its deadline, throttled) is safe to ask again.
+_TRANSIENT_READ = frozenset({RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+                             RPCStatusCode.RESOURCE_EXHAUSTED})
+#: No read waits for ever: each attempt is bounded.
+READ_TIMEOUT = timedelta(seconds=15)
+
+
+async def read_safely(read: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """An idempotent read (describe, history, query), each attempt bounded by its own RPC timeout, asked again
+    when Temporal cut it short: a cancelled call under load is not an answer."""
+    delay = 0.2
+    for attempt in range(attempts):
+        try:
+            return await read()
+        except RPCError as error:
+            if error.status not in _TRANSIENT_READ or attempt == attempts - 1:
+                raise
+            log.warning("temporal read cut short; asking again", status=error.status.name, attempt=attempt + 1)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 3.0)
+    raise AssertionError("unreachable")
+
+
 async def _execution_status(client: Client, wid: str) -> WorkflowExecutionStatus:
     """The execution's status, read raw: only the status is needed, not the decoded search attributes."""
     try:
-        response = await client.workflow_service.describe_workflow_execution(DescribeWorkflowExecutionRequest(
-            namespace=client.namespace, execution=WorkflowExecution(workflow_id=wid)))
+        response = await read_safely(lambda: client.workflow_service.describe_workflow_execution(
+            DescribeWorkflowExecutionRequest(namespace=client.namespace, execution=WorkflowExecution(workflow_id=wid)),
+            timeout=READ_TIMEOUT))
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise NotFound(f"no complaint {complaint_id_of(wid)!r}") from None
@@ -257,7 +281,8 @@ async def status(client: Client, complaint_id: str) -> Complaint:
             await handle.result()
         except WorkflowFailureError as failure:
             raise DecisionRefused(f"complaint {complaint_id} failed: {failure.cause}") from None
-    state: Complaint | None = await handle.query("state", result_type=Complaint | None)  # type: ignore[arg-type]
+    state: Complaint | None = await read_safely(lambda: handle.query(
+        "state", result_type=Complaint | None, rpc_timeout=READ_TIMEOUT))  # type: ignore[arg-type]
     if state is None:
         raise NotFound(f"complaint {complaint_id!r} is not recorded yet")
     return state

@@ -40,6 +40,7 @@ from audit import checkpoints as cp
 from domain.chain import ChainHead, Recorded, canonical_time
 from domain.complaint import Complaint
 from settings import workflow_id
+from starter import READ_TIMEOUT, read_safely
 from workflows.start import ComplaintStart
 
 #: sdk-core's name for the marker that records a local activity's result (its "data" is JSON, with the
@@ -104,7 +105,8 @@ async def _history(client: Client, wid: str, run_id: str | None) -> WorkflowHist
     """One run's history (the newest run's for None); None when Temporal has no such run: never had, or
     no longer has (retention)."""
     try:
-        return await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
+        return await read_safely(lambda: client.get_workflow_handle(wid, run_id=run_id).fetch_history(
+            rpc_timeout=READ_TIMEOUT))
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return None
