@@ -59,6 +59,7 @@ def build_worker(
     *,
     remedy_provider: Callable[..., Any] | None = None,
     remedy_catalogue: Callable[..., Any] | None = None,
+    regulator_clock: Callable[..., Any] | None = None,
     master: bytes | None = None,
     issuers: TrustedIssuers | None = None,
     run_options: msg.RunOptions | None = None,
@@ -66,7 +67,8 @@ def build_worker(
     **options: Any,
 ) -> Worker:
     """``remedy_provider`` replaces the default ledger: any activity named ``fulfil_remedy`` that is
-    idempotent per (complaint, offer round, option); ``remedy_catalogue`` the quotes (``quote_remedies``).
+    idempotent per (complaint, offer round, option); ``remedy_catalogue`` the quotes (``quote_remedies``);
+    ``regulator_clock`` the deadlines (``compute_deadlines``: a test's regulator counting in seconds).
     ``master`` wraps customer keys (default: COMPLAINTS_MASTER_KEY).
     ``issuers`` (default: COMPLAINTS_TRUSTED_ISSUERS), ``run_options`` and ``allow_plaintext`` (default:
     the environment, see settings.py) are the worker's configuration of the workflow's perimeter."""
@@ -88,7 +90,7 @@ def build_worker(
             admission.admit,
             forget_run,
             EventLogActivities(store, keyring).append_events,
-            compute_deadlines,
+            regulator_clock or compute_deadlines,
             plan_follow_up,
             remedy_catalogue or RemedyCatalogue(pool, keyring).quote_remedies,
             remedy_provider or RemedyLedger(pool, keyring).fulfil_remedy,

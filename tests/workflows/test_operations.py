@@ -1,11 +1,10 @@
 """Correct under real operations (a real Temporal time-skipping server, a real PostgreSQL, the real activities
 unless a test stands in for an outside party): a second remedy after reopening is really ordered, a manual
-escalation is closed by a supervisor, a reopened complaint has deadlines again, decisions past their time are
-and what can never succeed ends instead of retrying for ever.
+escalation is closed by a supervisor, a reopened complaint has deadlines again, and what can never succeed
+ends instead of retrying for ever.
 
-Two items are checked below the workflow: a decision past its time is refused by the clock (decide.check with
-``clock``, tests/unit), and timers firing while an activity is in flight cannot be shown on the time-skipping
-server (it does not advance time while an activity runs) nor on a real one (the nearest timer is a day away)."""
+The clock against activities in flight and against decisions that arrive late is in test_clock.py, on a
+real server with a regulator counting in seconds (the time-skipping server cannot show either)."""
 
 from __future__ import annotations
 
