@@ -1,12 +1,17 @@
-"""What workflows and activities say to each other. Pure models, importable from workflow code.
+"""What workflows and activities say to each other: pure models, and a typed stub of each activity,
+importable from workflow code.
 
-Activities are called by name so that workflow modules never import the I/O code behind them."""
+Workflows call the stubs at the end of this module (``workflow.execute_activity(msg.append_events, ...)``),
+so the argument and the result are checked by the type checker and a renamed activity fails at import,
+while workflow modules never import the I/O code behind them. The implementations in activities/ register
+under the same names; tests/unit/test_completeness.py checks that each one's signature is its stub's."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+from temporalio import activity
 
 from domain.chain import ChainHead, Draft, Recorded
 from domain.events import Deadline, RemedyOption
@@ -153,3 +158,52 @@ class ForgetRun(_Message):
     workflow_id: str
     run_id: str
     after_seconds: int
+
+
+# --- the activities, as workflows call them (stubs: the worker runs the implementations in activities/) ---
+
+
+def _stub(name: str) -> NotImplementedError:
+    return NotImplementedError(f"{name} is a stub for workflows to call; the worker runs its implementation")
+
+
+@activity.defn(name=ADMIT)
+async def admit(request: AdmitRequest) -> Admission:
+    """activities/admission.py: the perimeter's checks at the start of a run (a local activity)."""
+    raise _stub(ADMIT)
+
+
+@activity.defn(name=FORGET_RUN)
+async def forget_run(request: ForgetRun) -> None:
+    """activities/admission.py: delete a refused run."""
+    raise _stub(FORGET_RUN)
+
+
+@activity.defn(name=APPEND_EVENTS)
+async def append_events(request: AppendEvents) -> Appended:
+    """activities/eventlog.py: seal, chain and store a batch of events."""
+    raise _stub(APPEND_EVENTS)
+
+
+@activity.defn(name=COMPUTE_DEADLINES)
+async def compute_deadlines(request: DeadlineRequest) -> Schedule:
+    """activities/calendar.py: the regulator's deadlines on the jurisdiction's calendar."""
+    raise _stub(COMPUTE_DEADLINES)
+
+
+@activity.defn(name=PLAN_FOLLOW_UP)
+async def plan_follow_up(request: FollowUpRequest) -> FollowUpDates:
+    """activities/calendar.py: when to ask about satisfaction, and by when the answer is due."""
+    raise _stub(PLAN_FOLLOW_UP)
+
+
+@activity.defn(name=QUOTE_REMEDIES)
+async def quote_remedies(request: QuoteRequest) -> Quote:
+    """activities/remedies.py: the remedies to offer, priced by the catalogue."""
+    raise _stub(QUOTE_REMEDIES)
+
+
+@activity.defn(name=FULFIL_REMEDY)
+async def fulfil_remedy(request: FulfilmentRequest) -> FulfilmentReceipt:
+    """activities/remedies.py: order the chosen remedy from the provider (idempotent per offer and option)."""
+    raise _stub(FULFIL_REMEDY)

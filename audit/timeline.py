@@ -73,10 +73,6 @@ def _calendar(jurisdiction: Jurisdiction, year: int) -> Calendar:
     return calendar(jurisdiction, year - 1, year + 1)
 
 
-def _kind(value: str) -> str:
-    return value.replace("_", " ")
-
-
 def deadline_status(d: DeadlineState) -> str:
     if d.breached:
         status = "breached"
@@ -87,54 +83,6 @@ def deadline_status(d: DeadlineState) -> str:
     return status + (", extended once" if d.extended else "")
 
 
-# Plain words for each event: what a person would write in a case file.
-_WORDS: dict[type[ev.Event], Callable[[Any, Callable[[datetime], str]], str]] = {
-    ev.ComplaintReceived: lambda e, at: (f"Complaint received by {_kind(e.channel)} from customer {e.customer_id} "
-                                     f"({e.customer_name}), about '{e.subject_title}'"
-                                     f"{' (' + e.subject_kind + ' ' + e.subject_reference + ')' if e.subject_reference else ''}"
-                                     f"; severity {e.severity}, {e.jurisdiction} rules. They wrote: {e.description}"),
-    ev.SlaDeadlinesSet: lambda e, at: f"Deadlines set under the {e.policy} policy ({e.calendar}): " + "; ".join(
-        f"{_kind(d.kind)} by {at(d.due_at)}" for d in e.deadlines),
-    ev.SlaDeadlinesReset: lambda e, at: f"Reopened complaint's deadlines under the {e.policy} policy: " + "; ".join(
-        f"{_kind(d.kind)} by {at(d.due_at)} ({d.rule})" for d in e.deadlines),
-    ev.ComplaintAcknowledged: lambda e, at: f"Acknowledged to the customer by {_kind(e.channel)}: {e.text}",
-    ev.ContactMoveRequested: lambda e, at: f"Asked the customer to move from {e.from_rung} to {e.to_rung}: {e.text}",
-    ev.ContactMovedOffline: lambda e, at: f"Conversation moved to {e.rung} ({e.detail})",
-    ev.MeetingScheduled: lambda e, at: f"Meeting booked for {at(e.at)} at {e.location}",
-    ev.MessageLogged: lambda e, at: f"Message from the {e.sender} by {_kind(e.channel)} at {at(e.at)}",
-    ev.ComplaintAssessed: lambda e, at: (f"Assessed {_kind(e.verdict)}, root cause {_kind(e.root_cause)}"
-                                     f"{'; clause at stake: ' + e.clause if e.clause else ''}. Findings: {e.findings}"),
-    ev.ApologyIssued: lambda e, at: f"Apologised: {e.text}",
-    ev.ConductApologyIssued: lambda e, at: f"Apologised for conduct (not an admission): {e.text}",
-    ev.RemedyOffered: lambda e, at: "Remedies offered until " + at(e.expires_at) + ": " + "; ".join(
-        f"{o.id}) {o.description}" for o in e.options) + f". Option {e.default_option} applies if none is chosen",
-    ev.RemedyChosen: lambda e, at: f"The customer chose remedy {e.option_id}",
-    ev.RemedyDefaulted: lambda e, at: f"The offer expired: remedy {e.option_id} applies by default",
-    ev.RemedyFulfilled: lambda e, at: f"Remedy {e.option_id} fulfilled (reference {e.reference})",
-    ev.RemedyFulfilmentFailed: lambda e, at: f"Remedy {e.option_id} could not be fulfilled: {e.reason}",
-    ev.ExplanationGiven: lambda e, at: f"Explained the agreed procedure ({e.sop_reference}): {e.text}",
-    ev.OptionsOffered: lambda e, at: (f"Offered the customer to {' or '.join(e.options)} until {at(e.expires_at)} "
-                                  f"({e.default_option} otherwise)"),
-    ev.OptionChosen: lambda e, at: f"The customer chose to {e.option}",
-    ev.OptionDefaulted: lambda e, at: f"No answer: the customer {e.option}s under the rules by default",
-    ev.FollowUpScheduled: lambda e, at: f"Follow-up set for {at(e.at)}, answer by {at(e.answer_by)}",
-    ev.FollowUpRecorded: lambda e, at: (f"Customer satisfaction {e.satisfaction}/5"
-                                    f"{': ' + e.comment if e.comment else ''}"),
-    ev.ComplaintReopened: lambda e, at: f"Reopened ({e.reopen_count} of 2): {e.reason}",
-    ev.ComplaintEscalated: lambda e, at: (f"Escalated to {e.to}: {e.reason}"
-                                      f"{' (awaiting their decision)' if e.awaits_supervisor else ''}"),
-    ev.ComplaintWithdrawn: lambda e, at: f"Withdrawn by the customer{': ' + e.reason if e.reason else ''}",
-    ev.CustomerChurned: lambda e, at: f"The customer left ({e.category} cause): {e.reason}",
-    ev.ComplaintClosed: lambda e, at: (f"Closed: {_kind(e.outcome)}"
-                                   f"{', satisfaction ' + str(e.satisfaction) + '/5' if e.satisfaction else ''}"
-                                   f"{'. ' + e.note if e.note else ''}"),
-    ev.SlaWarningRaised: lambda e, at: f"Warning: the {_kind(e.kind)} deadline ({at(e.due_at)}) is near",
-    ev.SlaBreached: lambda e, at: f"Deadline breached: {_kind(e.kind)} was due {at(e.due_at)}",
-    ev.SlaExtended: lambda e, at: (f"The {_kind(e.kind)} deadline was extended from {at(e.previous_due_at)} to "
-                               f"{at(e.due_at)}: {e.reason}. The customer was told: {e.notice}"),
-}
-
-
 def describe(record: Recorded, payload: dict[str, Any], zone: tzinfo | None = None) -> tuple[str, str | None]:
     """Plain words for one event (its times on the jurisdiction's clock), and what was said verbatim if it
     is a message."""
@@ -143,7 +91,7 @@ def describe(record: Recorded, payload: dict[str, Any], zone: tzinfo | None = No
     except ValueError:
         return f"{record.type} (its payload does not read as one)", None
     said = event.text if isinstance(event, ev.MessageLogged) else None
-    return _WORDS[type(event)](event, lambda moment: when(moment.astimezone(zone) if zone else moment)), said
+    return event.describe(lambda moment: when(moment.astimezone(zone) if zone else moment)), said
 
 
 def _report_broken(story: Timeline, record: Recorded) -> Callable[[str, SealedFieldError], None]:
@@ -188,7 +136,7 @@ def timeline_from_records(complaint_id: str, records: Iterable[Recorded], opener
         ))
     if story.state is not None:
         zone = calendar.zone if calendar else None
-        story.deadlines = [DeadlineRow(_kind(d.kind), when(d.due_at.astimezone(zone) if zone else d.due_at), d.rule,
+        story.deadlines = [DeadlineRow(ev.words(d.kind), when(d.due_at.astimezone(zone) if zone else d.due_at), d.rule,
                                        deadline_status(d)) for d in story.state.deadlines]
     return story
 

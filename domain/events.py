@@ -1,4 +1,7 @@
-"""What happened to a complaint: immutable facts, named in the past tense.
+"""What happened to a complaint: immutable facts, named in the past tense. Each event is defined here whole:
+its payload, how it changes the complaint (``apply``: the fold in domain/complaint.py only calls it) and how
+it reads in a case file (``describe``: the timeline only calls it). tests/unit/test_completeness.py names an
+event that lacks either.
 
 An event's payload is what the log stores (as JSON) and what its hash covers. Fields named in
 ``personal`` hold personal data: at rest they are sealed with the customer's own key (crypto-shredding),
@@ -8,8 +11,10 @@ reads them. Validation of their content happened on the way in (intake and comma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,8 +29,26 @@ from domain.vocabulary import (
     RootCause,
     Rung,
     Sender,
+    Stage,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from domain.complaint import Complaint
+
+#: What an event changes in a complaint: field name -> new value (the fold refuses a name it does not have).
+Changes = dict[str, Any]
+#: How a time reads in a case file (on the jurisdiction's clock).
+When = Callable[[datetime], str]
+
+
+class FoldError(ValueError):
+    """A record that cannot follow the state it is applied to: wrong complaint, gap, or broken link."""
+
+
+def words(value: str | Enum) -> str:
+    """A vocabulary value as words: ``final_response`` -> ``final response``."""
+    return str(value.value if isinstance(value, Enum) else value).replace("_", " ")
 
 
 class Event(BaseModel):
@@ -42,6 +65,16 @@ class Event(BaseModel):
         if version != cls.version:
             raise ValueError(f"{cls.__name__} has no upcaster from version {version}")
         return payload
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        """How this event, recorded ``at``, changes ``state``: the fields it sets (pure; no I/O, no clock)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how it changes a complaint: define its "
+                                  "apply in domain/events.py")
+
+    def describe(self, at: When) -> str:
+        """Plain words for a case file: what a person would write. Personal fields may read [erased]."""
+        raise NotImplementedError(f"{type(self).__name__} has no words for a timeline: define its describe in "
+                                  "domain/events.py")
 
 
 # --- intake -------------------------------------------------------------------------------------------
@@ -66,6 +99,21 @@ class ComplaintReceived(Event):
     jurisdiction: Jurisdiction
     occurred_at: datetime
     received_at: datetime
+
+    def apply(self, state: Complaint | None, at: datetime) -> Changes:
+        """The first event: the complaint's fields (its id and chain head come from the record)."""
+        if state is not None:
+            raise FoldError(f"{state.complaint_id}: ComplaintReceived cannot follow the first event")
+        return {"customer_id": self.customer_id, "channel": self.channel, "severity": self.severity,
+                "jurisdiction": self.jurisdiction, "subject_kind": self.subject_kind,
+                "subject_title": self.subject_title, "subject_reference": self.subject_reference,
+                "subject_value": self.subject_value, "received_at": self.received_at, "rung": Rung.of(self.channel)}
+
+    def describe(self, at: When) -> str:
+        about = f" ({self.subject_kind} {self.subject_reference})" if self.subject_reference else ""
+        return (f"Complaint received by {words(self.channel)} from customer {self.customer_id} ({self.customer_name}), "
+                f"about '{self.subject_title}'{about}; severity {self.severity}, {self.jurisdiction} rules. "
+                f"They wrote: {self.description}")
 
 
 class Extension(BaseModel):
@@ -95,6 +143,13 @@ class SlaDeadlinesSet(Event):
     calendar: str
     deadlines: list[Deadline]
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"policy": self.policy, "deadlines": [DeadlineState.of(d) for d in self.deadlines]}
+
+    def describe(self, at: When) -> str:
+        return f"Deadlines set under the {self.policy} policy ({self.calendar}): " + "; ".join(
+            f"{words(d.kind)} by {at(d.due_at)}" for d in self.deadlines)
+
 
 class SlaDeadlinesReset(Event):
     """A reopened complaint's assessment and final-response deadlines, computed in an activity from the
@@ -106,12 +161,29 @@ class SlaDeadlinesReset(Event):
     calendar: str
     deadlines: list[Deadline]
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        """The reopened complaint's deadlines replace those of their kinds; the others stay as they were met."""
+        fresh = {d.kind: DeadlineState.of(d) for d in self.deadlines}
+        kept = [d for d in state.deadlines if d.kind not in fresh]
+        return {"deadlines": kept + list(fresh.values()), "deadlines_round": self.reopen_count}
+
+    def describe(self, at: When) -> str:
+        return f"Reopened complaint's deadlines under the {self.policy} policy: " + "; ".join(
+            f"{words(d.kind)} by {at(d.due_at)} ({d.rule})" for d in self.deadlines)
+
 
 class ComplaintAcknowledged(Event):
     personal = ("text",)  # names the subject
 
     channel: Channel
     text: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"stage": Stage.awaiting_assessment, "acknowledged_at": at,
+                "deadlines": meet(state.deadlines, DeadlineKind.acknowledgement, at)}
+
+    def describe(self, at: When) -> str:
+        return f"Acknowledged to the customer by {words(self.channel)}: {self.text}"
 
 
 # --- moving to a private channel, and the conversation ----------------------------------------------------
@@ -122,6 +194,12 @@ class ContactMoveRequested(Event):
     to_rung: Rung
     text: str
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"requested_rung": self.to_rung}
+
+    def describe(self, at: When) -> str:
+        return f"Asked the customer to move from {self.from_rung} to {self.to_rung}: {self.text}"
+
 
 class ContactMovedOffline(Event):
     personal = ("detail",)
@@ -129,12 +207,24 @@ class ContactMovedOffline(Event):
     rung: Rung
     detail: str
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"rung": self.rung, "requested_rung": None}
+
+    def describe(self, at: When) -> str:
+        return f"Conversation moved to {self.rung} ({self.detail})"
+
 
 class MeetingScheduled(Event):
     personal = ("location",)
 
     at: datetime
     location: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"meeting_at": self.at}
+
+    def describe(self, at: When) -> str:
+        return f"Meeting booked for {at(self.at)} at {self.location}"
 
 
 class MessageLogged(Event):
@@ -144,6 +234,12 @@ class MessageLogged(Event):
     channel: Channel
     text: str
     at: datetime
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"messages": state.messages + 1}
+
+    def describe(self, at: When) -> str:
+        return f"Message from the {self.sender} by {words(self.channel)} at {at(self.at)}"
 
 
 # --- validation and the response ------------------------------------------------------------------------
@@ -157,11 +253,26 @@ class ComplaintAssessed(Event):
     findings: str
     clause: str | None
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"verdict": self.verdict, "root_cause": self.root_cause, "assessed_at": at,
+                "assessments": state.assessments + 1,
+                "deadlines": meet(state.deadlines, DeadlineKind.assessment, at)}
+
+    def describe(self, at: When) -> str:
+        clause = f"; clause at stake: {self.clause}" if self.clause else ""
+        return f"Assessed {words(self.verdict)}, root cause {words(self.root_cause)}{clause}. Findings: {self.findings}"
+
 
 class ApologyIssued(Event):
     personal = ("text",)
 
     text: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"apologised": True}
+
+    def describe(self, at: When) -> str:
+        return f"Apologised: {self.text}"
 
 
 class ConductApologyIssued(Event):
@@ -170,6 +281,12 @@ class ConductApologyIssued(Event):
     personal = ("text",)
 
     text: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"conduct_apologies": state.conduct_apologies + 1}
+
+    def describe(self, at: When) -> str:
+        return f"Apologised for conduct (not an admission): {self.text}"
 
 
 class RemedyOption(BaseModel):
@@ -188,18 +305,45 @@ class RemedyOffered(Event):
     default_option: str
     expires_at: datetime
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        offer = Offer(options=self.options, default_option=self.default_option, expires_at=self.expires_at)
+        return {"offer": offer, "stage": Stage.awaiting_remedy_choice, **responded(state, at)}
+
+    def describe(self, at: When) -> str:
+        options = "; ".join(f"{o.id}) {o.description}" for o in self.options)
+        return (f"Remedies offered until {at(self.expires_at)}: {options}. Option {self.default_option} applies "
+                "if none is chosen")
+
 
 class RemedyChosen(Event):
     option_id: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"remedy_option": self.option_id, "stage": Stage.fulfilling_remedy}
+
+    def describe(self, at: When) -> str:
+        return f"The customer chose remedy {self.option_id}"
 
 
 class RemedyDefaulted(Event):
     option_id: str
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"remedy_option": self.option_id, "remedy_defaulted": True, "stage": Stage.fulfilling_remedy}
+
+    def describe(self, at: When) -> str:
+        return f"The offer expired: remedy {self.option_id} applies by default"
+
 
 class RemedyFulfilled(Event):
     option_id: str
     reference: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"remedy_reference": self.reference}
+
+    def describe(self, at: When) -> str:
+        return f"Remedy {self.option_id} fulfilled (reference {self.reference})"
 
 
 class RemedyFulfilmentFailed(Event):
@@ -208,6 +352,12 @@ class RemedyFulfilmentFailed(Event):
     option_id: str
     reason: str
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"remedy_failed": True}
+
+    def describe(self, at: When) -> str:
+        return f"Remedy {self.option_id} could not be fulfilled: {self.reason}"
+
 
 class ExplanationGiven(Event):
     personal = ("text",)
@@ -215,19 +365,45 @@ class ExplanationGiven(Event):
     sop_reference: str
     text: str
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"explained": True, **responded(state, at)}
+
+    def describe(self, at: When) -> str:
+        return f"Explained the agreed procedure ({self.sop_reference}): {self.text}"
+
 
 class OptionsOffered(Event):
     options: list[CustomerChoice]
     default_option: CustomerChoice
     expires_at: datetime
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        offer = ChoiceOffer(options=self.options, default_option=self.default_option, expires_at=self.expires_at)
+        return {"choice_offer": offer, "stage": Stage.awaiting_option_choice}
+
+    def describe(self, at: When) -> str:
+        return (f"Offered the customer to {' or '.join(self.options)} until {at(self.expires_at)} "
+                f"({self.default_option} otherwise)")
+
 
 class OptionChosen(Event):
     option: CustomerChoice
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"choice": self.option}
+
+    def describe(self, at: When) -> str:
+        return f"The customer chose to {self.option}"
+
 
 class OptionDefaulted(Event):
     option: CustomerChoice
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"choice": self.option}
+
+    def describe(self, at: When) -> str:
+        return f"No answer: the customer {self.option}s under the rules by default"
 
 
 # --- follow-up, closure, churn --------------------------------------------------------------------------
@@ -237,6 +413,12 @@ class FollowUpScheduled(Event):
     at: datetime
     answer_by: datetime
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"follow_up": FollowUp(at=self.at, answer_by=self.answer_by), "stage": Stage.awaiting_follow_up}
+
+    def describe(self, at: When) -> str:
+        return f"Follow-up set for {at(self.at)}, answer by {at(self.answer_by)}"
+
 
 class FollowUpRecorded(Event):
     personal = ("comment",)
@@ -244,10 +426,25 @@ class FollowUpRecorded(Event):
     satisfaction: int
     comment: str | None
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"satisfaction": self.satisfaction}
+
+    def describe(self, at: When) -> str:
+        return f"Customer satisfaction {self.satisfaction}/5{': ' + self.comment if self.comment else ''}"
+
 
 class ComplaintReopened(Event):
     reopen_count: int
     reason: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        """Back to validation: the previous response stays in the log; the new one starts clean."""
+        return {"stage": Stage.awaiting_assessment, "reopen_count": self.reopen_count, "offer": None,
+                "remedy_option": None, "remedy_defaulted": False, "remedy_reference": None, "remedy_failed": False,
+                "explained": False, "choice_offer": None, "choice": None, "follow_up": None}
+
+    def describe(self, at: When) -> str:
+        return f"Reopened ({self.reopen_count} of 2): {self.reason}"
 
 
 class ComplaintEscalated(Event):
@@ -257,11 +454,26 @@ class ComplaintEscalated(Event):
     reason: str
     awaits_supervisor: bool
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        changes: Changes = {"escalations": [*state.escalations, Escalation(to=self.to, reason=self.reason, at=at)]}
+        if self.awaits_supervisor:
+            changes["stage"] = Stage.escalated
+        return changes
+
+    def describe(self, at: When) -> str:
+        return f"Escalated to {self.to}: {self.reason}{' (awaiting their decision)' if self.awaits_supervisor else ''}"
+
 
 class ComplaintWithdrawn(Event):
     personal = ("reason",)
 
     reason: str | None
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {}  # the ComplaintClosed that follows it closes the complaint
+
+    def describe(self, at: When) -> str:
+        return f"Withdrawn by the customer{': ' + self.reason if self.reason else ''}"
 
 
 class CustomerChurned(Event):
@@ -270,6 +482,12 @@ class CustomerChurned(Event):
     reason: str
     root_cause: RootCause | None
     category: ChurnCategory
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"churn": self.category}
+
+    def describe(self, at: When) -> str:
+        return f"The customer left ({self.category} cause): {self.reason}"
 
 
 class ComplaintClosed(Event):
@@ -280,6 +498,14 @@ class ComplaintClosed(Event):
     satisfaction: int | None
     note: str | None = None
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"stage": Stage.closed, "outcome": self.outcome, "closed_at": at,
+                "satisfaction": self.satisfaction if self.satisfaction is not None else state.satisfaction}
+
+    def describe(self, at: When) -> str:
+        satisfaction = f", satisfaction {self.satisfaction}/5" if self.satisfaction else ""
+        return f"Closed: {words(self.outcome)}{satisfaction}{'. ' + self.note if self.note else ''}"
+
 
 # --- deadlines ------------------------------------------------------------------------------------------
 
@@ -288,10 +514,22 @@ class SlaWarningRaised(Event):
     kind: DeadlineKind
     due_at: datetime
 
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"deadlines": with_deadline(state.deadlines, self.kind, warned=True)}
+
+    def describe(self, at: When) -> str:
+        return f"Warning: the {words(self.kind)} deadline ({at(self.due_at)}) is near"
+
 
 class SlaBreached(Event):
     kind: DeadlineKind
     due_at: datetime
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"deadlines": with_deadline(state.deadlines, self.kind, breached=True)}
+
+    def describe(self, at: When) -> str:
+        return f"Deadline breached: {words(self.kind)} was due {at(self.due_at)}"
 
 
 class SlaExtended(Event):
@@ -303,6 +541,98 @@ class SlaExtended(Event):
     warn_at: datetime
     reason: str
     notice: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"deadlines": with_deadline(state.deadlines, self.kind, due_at=self.due_at, warn_at=self.warn_at,
+                                           extended=True, warned=False)}
+
+    def describe(self, at: When) -> str:
+        return (f"The {words(self.kind)} deadline was extended from {at(self.previous_due_at)} to {at(self.due_at)}: "
+                f"{self.reason}. The customer was told: {self.notice}")
+
+
+# --- what events leave in a complaint's state -------------------------------------------------------------
+
+
+class DeadlineState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: DeadlineKind
+    due_at: datetime
+    warn_at: datetime
+    rule: str
+    extension: Extension | None = None
+    extended: bool = False
+    met_at: datetime | None = None
+    warned: bool = False
+    breached: bool = False
+
+    @classmethod
+    def of(cls, deadline: Deadline) -> DeadlineState:
+        return cls(kind=deadline.kind, due_at=deadline.due_at, warn_at=deadline.warn_at, rule=deadline.rule,
+                   extension=deadline.extension)
+
+    @property
+    def pending(self) -> bool:
+        return self.met_at is None
+
+    @property
+    def met_in_time(self) -> bool | None:
+        """True met by the deadline, False missed (or breached), None still open."""
+        if self.breached:
+            return False
+        if self.met_at is None:
+            return None
+        return self.met_at <= self.due_at
+
+
+class Offer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    options: list[RemedyOption]
+    default_option: str
+    expires_at: datetime
+
+    def option(self, option_id: str) -> RemedyOption | None:
+        return next((o for o in self.options if o.id == option_id), None)
+
+
+class ChoiceOffer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    options: list[CustomerChoice]
+    default_option: CustomerChoice
+    expires_at: datetime
+
+
+class FollowUp(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: datetime
+    answer_by: datetime
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    to: str
+    reason: str
+    at: datetime
+
+
+def meet(deadlines: list[DeadlineState], kind: DeadlineKind, at: datetime) -> list[DeadlineState]:
+    """The deadlines with ``kind`` met ``at`` (unless it already was)."""
+    return [d.model_copy(update={"met_at": at}) if d.kind is kind and d.met_at is None else d for d in deadlines]
+
+
+def with_deadline(deadlines: list[DeadlineState], kind: DeadlineKind, **changes: Any) -> list[DeadlineState]:
+    return [d.model_copy(update=changes) if d.kind is kind else d for d in deadlines]
+
+
+def responded(state: Complaint, at: datetime) -> Changes:
+    """The first response (an offer or an explanation) meets the final-response deadline."""
+    return {"responded_at": state.responded_at or at,
+            "deadlines": meet(state.deadlines, DeadlineKind.final_response, at)}
 
 
 def _registry() -> dict[str, type[Event]]:

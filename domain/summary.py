@@ -4,10 +4,12 @@ the UI shows these as they are."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from domain.personal import shown
 from domain.complaint import Complaint
+from domain.events import When
 from domain.intake import ComplaintIntake
 from domain.vocabulary import Stage
 
@@ -30,40 +32,51 @@ def when(moment: datetime) -> str:
 
 def awaiting(state: Complaint) -> str:
     """Who must act next, and on what (times on the jurisdiction's clock)."""
+    return AWAITING[state.stage](state, lambda moment: _local(moment, state))
 
-    def local(moment: datetime) -> str:  # not the module's `when`: this one moves to the local clock first
-        return _local(moment, state)
 
-    match state.stage:
-        case Stage.received:
-            return "the system: recording the complaint"
-        case Stage.awaiting_assessment:
-            ask = f"; asked the customer to move to {state.requested_rung.value}" if state.requested_rung else ""
-            return f"an agent: assess the complaint (valid, invalid or partially valid){ask}"
-        case Stage.awaiting_remedy_choice:
-            assert state.offer is not None
-            ids = ", ".join(o.id for o in state.offer.options)
-            return (f"the customer: choose a remedy ({ids}) by {local(state.offer.expires_at)}; "
-                    f"option {state.offer.default_option} applies otherwise")
-        case Stage.fulfilling_remedy:
-            if state.remedy_reference:
-                return "the system: scheduling the follow-up"
-            return f"the system: fulfilling remedy {state.remedy_option}"
-        case Stage.awaiting_option_choice:
-            if state.choice is not None:
-                return "the system: scheduling the follow-up"
-            assert state.choice_offer is not None
-            return (f"the customer: stay under the rules or leave without penalty, by "
-                    f"{local(state.choice_offer.expires_at)} ({state.choice_offer.default_option.value} otherwise)")
-        case Stage.awaiting_follow_up:
-            assert state.follow_up is not None
-            return (f"the customer: rate their satisfaction (1-5) from {local(state.follow_up.at)}, "
-                    f"by {local(state.follow_up.answer_by)}")
-        case Stage.escalated:
-            return "a supervisor: decide and close the complaint"
-        case Stage.closed:
-            return "nobody: the complaint is closed"
-    return ""
+def _assessment(s: Complaint, at: When) -> str:
+    ask = f"; asked the customer to move to {s.requested_rung.value}" if s.requested_rung else ""
+    return f"an agent: assess the complaint (valid, invalid or partially valid){ask}"
+
+
+def _remedy_choice(s: Complaint, at: When) -> str:
+    assert s.offer is not None
+    ids = ", ".join(o.id for o in s.offer.options)
+    return f"the customer: choose a remedy ({ids}) by {at(s.offer.expires_at)}; option {s.offer.default_option} " \
+           "applies otherwise"
+
+
+def _fulfilment(s: Complaint, at: When) -> str:
+    if s.remedy_reference:
+        return "the system: scheduling the follow-up"
+    return f"the system: fulfilling remedy {s.remedy_option}"
+
+
+def _option_choice(s: Complaint, at: When) -> str:
+    if s.choice is not None:
+        return "the system: scheduling the follow-up"
+    assert s.choice_offer is not None
+    return (f"the customer: stay under the rules or leave without penalty, by {at(s.choice_offer.expires_at)} "
+            f"({s.choice_offer.default_option.value} otherwise)")
+
+
+def _follow_up(s: Complaint, at: When) -> str:
+    assert s.follow_up is not None
+    return f"the customer: rate their satisfaction (1-5) from {at(s.follow_up.at)}, by {at(s.follow_up.answer_by)}"
+
+
+#: For every stage, who must act and on what (tests/unit/test_completeness.py names a stage left out).
+AWAITING: dict[Stage, Callable[[Complaint, When], str]] = {
+    Stage.received: lambda s, at: "the system: recording the complaint",
+    Stage.awaiting_assessment: _assessment,
+    Stage.awaiting_remedy_choice: _remedy_choice,
+    Stage.fulfilling_remedy: _fulfilment,
+    Stage.awaiting_option_choice: _option_choice,
+    Stage.awaiting_follow_up: _follow_up,
+    Stage.escalated: lambda s, at: "a supervisor: decide and close the complaint",
+    Stage.closed: lambda s, at: "nobody: the complaint is closed",
+}
 
 
 def _local(moment: datetime, state: Complaint) -> str:

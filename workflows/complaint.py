@@ -10,9 +10,10 @@ returns only once its events are durable.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, get_type_hints
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -52,6 +53,28 @@ CALENDAR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inte
 
 
 C = TypeVar("C", bound=cmd.Command)
+W = TypeVar("W")
+Handler = Callable[[W, C], Awaitable[Complaint]]
+
+
+def decision(handler: Handler[W, C]) -> workflow.UpdateMethodMultiParam[[W, C], Complaint]:
+    """A decision's update, registered from its command model: the name is the model's in ``cmd.COMMANDS``
+    (the JSON contract; the method must carry the same name, so typed references and names agree), the
+    description its docstring, and the validator the same for all (:meth:`ComplaintWorkflow._check`: who
+    may decide, and whether it fits the stage and the clock) so nothing refused reaches history."""
+    model = get_type_hints(handler)["command"]
+    name = next((n for n, m in cmd.COMMANDS.items() if m is model), None)
+    if name != handler.__name__:
+        raise TypeError(f"{handler.__name__} handles {model.__name__}, whose update (cmd.COMMANDS) is {name!r}")
+    description = (model.__doc__ or "").strip().split("\n\n")[0] or None
+    update = workflow.update(name=name, description=description)(handler)
+
+    def validate(self: ComplaintWorkflow, command: cmd.Command) -> None:
+        self._check(command)
+
+    validate.__signature__ = inspect.signature(handler).replace(return_annotation=None)  # type: ignore[attr-defined]
+    update.validator(validate)
+    return update
 
 
 @workflow.defn(name="ComplaintWorkflow")
@@ -131,11 +154,10 @@ class ComplaintWorkflow:
             await self._refuse("CarriedStateRefused", "the state carried over is another complaint's",
                                start.plaintext)
         admission = await workflow.execute_local_activity(
-            msg.ADMIT,
+            msg.admit,
             msg.AdmitRequest(complaint_id=self._complaint_id, customer_id=self._customer_id, at=workflow.now(),
                              credential=None if carried else start_credential(),
                              carried_head=carried.head if carried else None, plaintext=start.plaintext),
-            result_type=msg.Admission,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=APPEND_RETRY,
         )
@@ -182,10 +204,9 @@ class ComplaintWorkflow:
             )
         async with self._lock:
             schedule = await workflow.execute_activity(
-                msg.COMPUTE_DEADLINES,
+                msg.compute_deadlines,
                 msg.DeadlineRequest(jurisdiction=intake.jurisdiction, channel=intake.channel,
                                     subject_kind=intake.subject.kind, received_at=intake.received_at or now),
-                result_type=msg.Schedule,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=CALENDAR_RETRY,
             )
@@ -247,10 +268,9 @@ class ComplaintWorkflow:
         if isinstance(work, decide.FulfilRemedy):
             try:
                 receipt = await workflow.execute_activity(
-                    msg.FULFIL_REMEDY,
+                    msg.fulfil_remedy,
                     msg.FulfilmentRequest(complaint_id=state.complaint_id, option=work.option,
                                           offer_round=state.reopen_count),
-                    result_type=msg.FulfilmentReceipt,
                     start_to_close_timeout=timedelta(minutes=2),
                     retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                                              maximum_interval=timedelta(minutes=1),
@@ -263,9 +283,8 @@ class ComplaintWorkflow:
             return lambda current: decide.remedy_fulfilled(current, receipt.reference)
         if isinstance(work, decide.ScheduleFollowUp):
             dates = await workflow.execute_activity(
-                msg.PLAN_FOLLOW_UP,
+                msg.plan_follow_up,
                 msg.FollowUpRequest(jurisdiction=state.jurisdiction, responded_at=workflow.now()),
-                result_type=msg.FollowUpDates,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=CALENDAR_RETRY,
             )
@@ -294,7 +313,7 @@ class ComplaintWorkflow:
         state = self._state
         append = workflow.execute_local_activity if self._options.local_appends else workflow.execute_activity
         appended = await append(
-            msg.APPEND_EVENTS,
+            msg.append_events,
             msg.AppendEvents(
                 complaint_id=state.complaint_id if state else self._complaint_id,
                 customer_id=self._customer_id,
@@ -303,7 +322,6 @@ class ComplaintWorkflow:
                 drafts=[Draft.of(event, first_actor if first_actor and i == 0 else actor)
                         for i, event in enumerate(events)],
             ),
-            result_type=msg.Appended,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=APPEND_RETRY,
         )
@@ -407,7 +425,7 @@ class ComplaintWorkflow:
         state = self._current()
         return {"complaint_id": state.complaint_id, "stage": state.stage.value, "sequence": state.head.sequence}
 
-    @workflow.update
+    @decision
     async def assess(self, command: cmd.Assess) -> Complaint:
         actor = self._actor(command)
         await workflow.wait_condition(lambda: self._state is not None)
@@ -432,54 +450,33 @@ class ComplaintWorkflow:
             return None
         state = self._current()
         offered = await workflow.execute_activity(
-            msg.QUOTE_REMEDIES,
+            msg.quote_remedies,
             msg.QuoteRequest(kinds=command.remedies, default=command.default_remedy,
                              subject_kind=state.subject_kind, subject_title=state.subject_title,
                              value=state.subject_value, severity=state.severity, jurisdiction=state.jurisdiction,
                              complaint_id=state.complaint_id if self._operations else None),
-            result_type=msg.Quote,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=CALENDAR_RETRY,
         )
         return offered.options, offered.default_option, offered.subject_title
 
-    @assess.validator
-    def _validate_assess(self, command: cmd.Assess) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def choose_remedy(self, command: cmd.ChooseRemedy) -> Complaint:
         return await self._decide(command, decide.choose_remedy)
 
-    @choose_remedy.validator
-    def _validate_choose_remedy(self, command: cmd.ChooseRemedy) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def choose_option(self, command: cmd.ChooseOption) -> Complaint:
         return await self._decide(command, decide.choose_option)
 
-    @choose_option.validator
-    def _validate_choose_option(self, command: cmd.ChooseOption) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def move_offline(self, command: cmd.MoveOffline) -> Complaint:
         return await self._decide(command, decide.move_offline)
 
-    @move_offline.validator
-    def _validate_move_offline(self, command: cmd.MoveOffline) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def log_message(self, command: cmd.LogMessage) -> Complaint:
         return await self._decide(command, decide.log_message)
 
-    @log_message.validator
-    def _validate_log_message(self, command: cmd.LogMessage) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def record_follow_up(self, command: cmd.RecordFollowUp) -> Complaint:
         # Under the same lock, before any other decision: a reopened complaint has deadlines again.
         return await self._decide(command, decide.record_follow_up,
@@ -492,65 +489,37 @@ class ComplaintWorkflow:
         if not (state.is_open and state.reopen_count > state.deadlines_round):
             return
         schedule = await workflow.execute_activity(
-            msg.COMPUTE_DEADLINES,
+            msg.compute_deadlines,
             msg.DeadlineRequest(jurisdiction=state.jurisdiction, channel=state.channel,
                                 subject_kind=state.subject_kind, received_at=state.received_at,
                                 reopened_at=workflow.now()),
-            result_type=msg.Schedule,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=CALENDAR_RETRY,
         )
         sla = decide.SlaSchedule(policy=schedule.policy, calendar=schedule.calendar, deadlines=schedule.deadlines)
         await self._record(decide.reset_deadlines(state, state.reopen_count, sla), SYSTEM)
 
-    @record_follow_up.validator
-    def _validate_record_follow_up(self, command: cmd.RecordFollowUp) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def record_churn(self, command: cmd.RecordChurn) -> Complaint:
         return await self._decide(command, decide.record_churn)
 
-    @record_churn.validator
-    def _validate_record_churn(self, command: cmd.RecordChurn) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def withdraw(self, command: cmd.Withdraw) -> Complaint:
         return await self._decide(command, decide.withdraw)
 
-    @withdraw.validator
-    def _validate_withdraw(self, command: cmd.Withdraw) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def escalate(self, command: cmd.Escalate) -> Complaint:
         return await self._decide(command, decide.escalate)
 
-    @escalate.validator
-    def _validate_escalate(self, command: cmd.Escalate) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def extend_deadline(self, command: cmd.ExtendDeadline) -> Complaint:
         return await self._decide(command, decide.extend_deadline)
 
-    @extend_deadline.validator
-    def _validate_extend_deadline(self, command: cmd.ExtendDeadline) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def close(self, command: cmd.Close) -> Complaint:
         return await self._decide(command, decide.close)
 
-    @close.validator
-    def _validate_close(self, command: cmd.Close) -> None:
-        self._check(command)
-
-    @workflow.update
+    @decision
     async def apologise_for_conduct(self, command: cmd.ApologiseForConduct) -> Complaint:
         return await self._decide(command, decide.apologise_for_conduct)
 
-    @apologise_for_conduct.validator
-    def _validate_apologise_for_conduct(self, command: cmd.ApologiseForConduct) -> None:
-        self._check(command)

@@ -20,7 +20,7 @@ class ForgetRefusedRun:
     async def run(self, request: msg.ForgetRun) -> None:
         await workflow.sleep(timedelta(seconds=request.after_seconds))
         await workflow.execute_activity(
-            msg.FORGET_RUN, request, start_to_close_timeout=timedelta(seconds=30),
+            msg.forget_run, request, start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                                      maximum_attempts=50),
         )
