@@ -20,6 +20,7 @@ from temporalio.workflow import _Definition
 
 from activities import messages as msg
 from domain import commands as cmd
+from domain import decide
 from domain import events as ev
 from domain.complaint import Complaint, FoldError, evolve
 from domain.chain import ChainHead, Recorded
@@ -112,6 +113,11 @@ def test_every_command_is_an_update_of_the_workflow_with_its_validator() -> None
         assert get_type_hints(update.fn)["command"] is model, f"update {name} does not take {model.__name__}"
     unknown = sorted(set(updates) - set(cmd.COMMANDS))
     assert not unknown, f"updates with no command model in domain/commands.py: {unknown}"
+
+
+def test_every_command_says_at_which_stages_it_is_accepted() -> None:
+    missing = sorted(m.__name__ for m in cmd.COMMANDS.values() if m not in decide.ALLOWED)
+    assert not missing, f"commands with no stages in domain/decide.py ALLOWED: {missing}"
 
 
 @pytest.mark.parametrize("stage", list(Stage), ids=lambda s: s.value)
