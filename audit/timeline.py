@@ -20,8 +20,8 @@ from domain.chain import Break, Recorded, check_chain
 from domain.complaint import Complaint, DeadlineState, FoldError, fold
 from domain.intake import Jurisdiction
 from domain.personal import Opener, SealedFieldError, open_payload
-from domain.principals import RecordedActor
 from domain.policies.deadlines import Calendar, business_days_between
+from domain.principals import RecordedActor
 from domain.summary import when
 
 

@@ -9,13 +9,12 @@ attributes and continue-as-new without carrying any.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from pydantic import BaseModel, ConfigDict
 
 from domain import events as ev
 from domain.chain import GENESIS, ChainHead, Recorded
-# What events leave in the state is defined beside the events (re-exported here, where readers look for it).
 from domain.events import ChoiceOffer, DeadlineState, Escalation, FoldError, FollowUp, Offer
 from domain.intake import Channel, Jurisdiction, Severity, SubjectKind
 from domain.values import Money
@@ -30,6 +29,7 @@ from domain.vocabulary import (
     Verdict,
 )
 
+# What events leave in the state is defined beside the events, and re-exported here, where readers look for it.
 __all__ = ["ChoiceOffer", "Complaint", "DeadlineState", "Escalation", "FoldError", "FollowUp", "Offer", "evolve",
            "fold"]
 
@@ -90,7 +90,7 @@ class Complaint(BaseModel):
     @property
     def local_zone(self) -> tzinfo:
         """The jurisdiction's clock as its recorded deadlines carry it (UTC before they are set)."""
-        return self.deadlines[0].due_at.tzinfo or timezone.utc if self.deadlines else timezone.utc
+        return self.deadlines[0].due_at.tzinfo or UTC if self.deadlines else UTC
 
     @property
     def sla_breached(self) -> bool:

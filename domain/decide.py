@@ -15,8 +15,8 @@ from domain import commands as cmd
 from domain import events as ev
 from domain import texts
 from domain.complaint import Complaint
-from domain.personal import is_sealed
 from domain.intake import ComplaintIntake
+from domain.personal import is_sealed
 from domain.vocabulary import (
     CustomerChoice,
     DeadlineKind,

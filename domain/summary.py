@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from domain.personal import shown
 from domain.complaint import Complaint
 from domain.events import When
 from domain.intake import ComplaintIntake
+from domain.personal import shown
 from domain.vocabulary import Stage
 
 
@@ -97,7 +97,8 @@ def details(state: Complaint) -> str:
     if breached:
         lines.append(f"**SLA breached:** {', '.join(breached)}")
     if state.verdict:
-        lines.append(f"**Verdict:** {state.verdict.value}, root cause {state.root_cause.value if state.root_cause else '?'}")
+        cause = state.root_cause.value if state.root_cause else "?"
+        lines.append(f"**Verdict:** {state.verdict.value}, root cause {cause}")
     if state.escalations:
         last = state.escalations[-1]
         lines.append(f"**Escalated to:** {shown(last.to)} ({shown(last.reason)})")

@@ -8,7 +8,7 @@ or on a library's data, so a payload that decoded once decodes the same way on r
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
@@ -65,8 +65,8 @@ Actor = Annotated[str, Strict(), StringConstraints(pattern=r"^[a-z][a-z_]{0,31}(
 #: ISO 4217 currency code.
 Currency = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Z]{3}$")]
 
-_EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-_LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _in_era(value: datetime) -> datetime:
@@ -74,7 +74,7 @@ def _in_era(value: datetime) -> datetime:
         raise ValueError("must carry a timezone offset")
     if not _EARLIEST <= value < _LATEST:
         raise ValueError("must lie between 2000-01-01 and 2100-01-01")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _not_a_number(value: object) -> object:

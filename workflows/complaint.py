@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TypeVar, get_type_hints
+from typing import Any, TypeVar, cast, get_type_hints
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.workflow import ParentClosePolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import messages as msg
@@ -31,8 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.principals import SUBMIT, SYSTEM, Forbidden, authorise, required_roles
     from domain.summary import details
     from domain.vocabulary import Verdict
-    from workflows import attributes as sa
     from settings import workflow_id
+    from workflows import attributes as sa
     from workflows.forget import ForgetRefusedRun
     from workflows.perimeter import current_principal, start_credential
     from workflows.start import ComplaintRun, ComplaintStart, ComplaintWorkflowOptions
@@ -67,11 +67,14 @@ def decision(handler: Handler[W, C]) -> workflow.UpdateMethodMultiParam[[W, C], 
     if name != handler.__name__:
         raise TypeError(f"{handler.__name__} handles {model.__name__}, whose update (cmd.COMMANDS) is {name!r}")
     description = (model.__doc__ or "").strip().split("\n\n")[0] or None
-    update = workflow.update(name=name, description=description)(handler)
+    # What the plain @workflow.update gives an async method: typed so that clients' execute_update(...) is.
+    update = cast("workflow.UpdateMethodMultiParam[[W, C], Complaint]",
+                  workflow.update(name=name, description=description)(handler))
 
-    def validate(self: ComplaintWorkflow, command: cmd.Command) -> None:
+    def validate(self: Any, command: C) -> None:
         self._check(command)
 
+    # The SDK requires a validator's parameters to be its update's, annotations included.
     validate.__signature__ = inspect.signature(handler).replace(return_annotation=None)  # type: ignore[attr-defined]
     update.validator(validate)
     return update
@@ -102,6 +105,7 @@ class ComplaintWorkflow:
         # its own, so the clock's timers go on firing while an activity is in flight.
         self._working = False
         self._work_failure: BaseException | None = None
+        self._work_in_flight: asyncio.Task[None] | None = None
 
     # --- the process ----------------------------------------------------------------------------------
 
@@ -130,7 +134,7 @@ class ComplaintWorkflow:
                 if self._authenticated:  # only the state crosses; the next run checks it against the log
                     options = ComplaintWorkflowOptions(resume=self._current())
                 else:
-                    options = self._options.model_copy(update={"resume": self._current()})  # type: ignore[union-attr]
+                    options = start.as_run().options.model_copy(update={"resume": self._current()})
                 workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=intake, options=options)))
             await self._sleep_until_something_changes()
         # Let any update still in flight finish and reply before the run completes.
@@ -176,7 +180,7 @@ class ComplaintWorkflow:
 
     async def _refuse(self, kind: str, message: str, plaintext: bool,
                       forget_after: int = msg.RunOptions().refused_run_ttl_seconds,
-                      refusal_details: dict[str, object] | None = None) -> None:
+                      refusal_details: Mapping[str, object] | None = None) -> None:
         """End the run, having written nothing. One whose input held plaintext personal data is deleted from
         Temporal after its caller has had time to read why (by an abandoned child that outlives it)."""
         workflow.logger.warning("run refused", extra={"refusal": kind})
@@ -226,7 +230,8 @@ class ComplaintWorkflow:
             if self._operations:
                 # In a task of its own, so that timers keep firing (warnings, breaches, expiries) while its
                 # activity is in flight; the main loop sleeps until it is done or a timer is due.
-                asyncio.create_task(self._perform(work))
+                # Kept, so the task is not garbage-collected while it runs.
+                self._work_in_flight = asyncio.create_task(self._perform(work))
                 return
             # Outside the lock: a fulfilment may take minutes of retries, and messages can still be logged
             # meanwhile. Its outcome is then decided against the state as it is by then.
@@ -296,7 +301,7 @@ class ComplaintWorkflow:
         timeout = max(wakeup - workflow.now(), timedelta(0)) if wakeup else None
         try:
             await workflow.wait_condition(lambda: self._changed or self._history_is_long(), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._changed = False
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -22,14 +22,14 @@ from activities import messages as msg
 from domain import commands as cmd
 from domain import decide
 from domain import events as ev
-from domain.complaint import Complaint, FoldError, evolve
 from domain.chain import ChainHead, Recorded
+from domain.complaint import Complaint, FoldError, evolve
 from domain.summary import AWAITING, awaiting
 from domain.values import Money
 from domain.vocabulary import Stage
 from workflows.complaint import ComplaintWorkflow
 
-AT = datetime(2026, 12, 2, 9, 30, tzinfo=timezone.utc)
+AT = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
 
 
 def sample_value(annotation: Any) -> Any:
