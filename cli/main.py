@@ -15,7 +15,8 @@ from rich.markup import escape
 
 import logs
 import starter
-from cli.common import By, ComplaintArg, console, err, print_state, read_input, run
+from cli import decisions
+from cli.common import ComplaintArg, console, err, print_state, read_input, run
 from cli.common import client as temporal_client
 from domain import commands as cmd
 from settings import Settings
@@ -116,218 +117,8 @@ def submit(
         raise typer.Exit(1)
 
 
-UpdateId = Annotated[str | None, typer.Option(
-    "--update-id", help="The decision's update id. Default: one derived from the complaint, the update and its "
-                        "argument, so sending the very same decision again (say after a lost connection) returns "
-                        "the first outcome instead of deciding twice. Pass another id to make the same decision "
-                        "again on purpose.", show_default=False)]
-
-
-def _decide(complaint_id: str, name: str, command: Any, update_id: str | None, as_json: bool) -> None:
-    """Send a decision under its update id; say so when the outcome is that of the same decision sent before."""
-    if update_id is not None and not update_id.strip():
-        err.print("[red]refused:[/red] --update-id: empty")
-        raise typer.Exit(2)
-    key = update_id or starter.decision_id(complaint_id, name, command)
-
-    async def go() -> tuple[Any, Any]:
-        from temporalio.client import WorkflowQueryFailedError
-        from temporalio.service import RPCError
-
-        client = await temporal_client()
-        try:  # where the complaint stood, to tell a fresh outcome from the first outcome of this same decision
-            before = await starter.status(client, complaint_id)
-        except (starter.NotFound, starter.DecisionRefused, WorkflowQueryFailedError, RPCError):
-            before = None  # not recorded yet, closed or gone: send says which
-        return before, await starter.send(client, complaint_id, name, command, idempotency_key=key)
-
-    before, outcome = run(go())
-    if before is not None and outcome.head.sequence <= before.head.sequence:
-        err.print(f"[yellow]already recorded:[/yellow] this {escape(name)} was sent before (update id "
-                  f"{escape(key)}); its outcome, at event #{outcome.head.sequence}, is shown (the complaint is at "
-                  f"#{before.head.sequence}). To make the same decision again, pass another --update-id.")
-    print_state(outcome, as_json)
-
-
-def _send(complaint_id: str, name: str, fields: dict[str, Any], as_json: bool = False,
-          update_id: str | None = None) -> None:
-    command = run(lambda: starter.parse_command(name, {k: v for k, v in fields.items() if v is not None}))
-    _decide(complaint_id, name, command, update_id, as_json)
-
-
-
-
-@app.command()
-def assess(
-    complaint_id: ComplaintArg,
-    verdict: Annotated[str, typer.Option(help="valid | invalid | partially_valid")],
-    root_cause: Annotated[str, typer.Option(help="product | service | communication | "
-                                                 "customer_misunderstanding | third_party")],
-    findings: Annotated[str, typer.Option(help="What the assessment found.")],
-    clause: Annotated[str | None, typer.Option(help="The promise or agreement clause at stake.")] = None,
-    remedy: Annotated[list[str] | None, typer.Option(help="A remedy kind to offer (repeat).")] = None,
-    default_remedy: Annotated[str | None, typer.Option(help="Applies if the offer expires.")] = None,
-    apology: Annotated[str | None, typer.Option(help="Own words instead of the standard apology.")] = None,
-    sop: Annotated[str | None, typer.Option(help="SOP or agreement reference (invalid, partial).")] = None,
-    explanation: Annotated[str | None, typer.Option(help="Education text instead of the standard one.")] = None,
-    offer_days: Annotated[int | None, typer.Option(help="Days the offer stands (default 7).")] = None,
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Record the verdict: valid (apology + remedies), invalid (explanation + options), or partially valid."""
-    _send(complaint_id, "assess", {
-        "verdict": verdict, "root_cause": root_cause, "findings": findings, "clause": clause,
-        "remedies": remedy or None, "default_remedy": default_remedy, "apology": apology,
-        "sop_reference": sop, "explanation": explanation, "offer_days": offer_days, "by": by,
-    }, as_json, update_id)
-
-
-@app.command("choose-remedy")
-def choose_remedy(
-    complaint_id: ComplaintArg,
-    option: Annotated[str, typer.Argument(help="The offered option's id (A, B, ...).")],
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """The customer's choice among the remedies offered."""
-    _send(complaint_id, "choose_remedy", {"option_id": option, "by": by}, as_json, update_id)
-
-
-@app.command("move-offline")
-def move_offline(
-    complaint_id: ComplaintArg,
-    rung: Annotated[str, typer.Argument(help="email | phone | meeting (a step up the ladder only)")],
-    detail: Annotated[str, typer.Argument(help="The email address, phone number, or meeting place.")],
-    meeting_at: Annotated[str | None, typer.Option(help="ISO time of the meeting (meeting rung).")] = None,
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Move the conversation up the contact ladder: public -> email -> phone -> meeting."""
-    _send(complaint_id, "move_offline", {"rung": rung, "detail": detail, "meeting_at": meeting_at, "by": by},
-          as_json, update_id)
-
-
-@app.command("log-message")
-def log_message(
-    complaint_id: ComplaintArg,
-    sender: Annotated[str, typer.Option(help="customer | agent")],
-    channel: Annotated[str, typer.Option(help="social | email | phone | web | in_person")],
-    text: Annotated[str, typer.Option(help="The message, verbatim.")],
-    at: Annotated[str | None, typer.Option(help="ISO time it was said (default: now).")] = None,
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Keep a message with the customer as evidence, verbatim."""
-    _send(complaint_id, "log_message", {"sender": sender, "channel": channel, "text": text, "at": at, "by": by},
-          as_json, update_id)
-
-
-@app.command("choose-option")
-def choose_option(
-    complaint_id: ComplaintArg,
-    option: Annotated[str, typer.Argument(help="stay (under the rules) | leave (without penalty)")],
-    reason: Annotated[str | None, typer.Option(help="The customer's reason.")] = None,
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """On an invalid complaint: the customer stays under the rules, or leaves without penalty."""
-    _send(complaint_id, "choose_option", {"option": option, "reason": reason, "by": by}, as_json, update_id)
-
-
-@app.command("record-follow-up")
-def record_follow_up(
-    complaint_id: ComplaintArg,
-    satisfaction: Annotated[int, typer.Argument(help="1 (very unhappy) .. 5 (very happy)")],
-    comment: Annotated[str | None, typer.Option(help="What the customer said.")] = None,
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """The customer's satisfaction: 3+ closes; 2 or less reopens (twice at most), then a supervisor."""
-    _send(complaint_id, "record_follow_up", {"satisfaction": satisfaction, "comment": comment, "by": by},
-          as_json, update_id)
-
-
-@app.command("record-churn")
-def record_churn(
-    complaint_id: ComplaintArg,
-    reason: Annotated[str, typer.Option(help="Why the customer left.")],
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """The customer left: recorded with the root cause category (product or service), and closed."""
-    _send(complaint_id, "record_churn", {"reason": reason, "by": by}, as_json, update_id)
-
-
-@app.command()
-def withdraw(
-    complaint_id: ComplaintArg,
-    reason: Annotated[str | None, typer.Option(help="The customer's reason.")] = None,
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """The customer withdraws the complaint."""
-    _send(complaint_id, "withdraw", {"reason": reason, "by": by}, as_json, update_id)
-
-
-@app.command()
-def escalate(
-    complaint_id: ComplaintArg,
-    to: Annotated[str, typer.Option(help="Whom to, e.g. 'supervisor' or 'legal'.")],
-    reason: Annotated[str, typer.Option(help="Why.")],
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Escalate an open complaint; work goes on, under the named person's eye."""
-    _send(complaint_id, "escalate", {"to": to, "reason": reason, "by": by}, as_json, update_id)
-
-
-@app.command("extend-deadline")
-def extend_deadline(
-    complaint_id: ComplaintArg,
-    reason: Annotated[str, typer.Option(help="Why more time is needed.")],
-    notice: Annotated[str, typer.Option(help="What the customer is told.")],
-    kind: Annotated[str, typer.Option(help="acknowledgement | assessment | final_response")] = "final_response",
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Extend a deadline once, where its rule allows (e.g. OJK +10 working days with notice)."""
-    _send(complaint_id, "extend_deadline", {"kind": kind, "reason": reason, "notice": notice, "by": by},
-          as_json, update_id)
-
-
-@app.command()
-def close(
-    complaint_id: ComplaintArg,
-    outcome: Annotated[str, typer.Option(help="resolved | unresolved")],
-    note: Annotated[str, typer.Option(help="The supervisor's decision.")],
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """A supervisor closes an escalated complaint."""
-    _send(complaint_id, "close", {"outcome": outcome, "note": note, "by": by}, as_json, update_id)
-
-
-@app.command()
-def apologise(
-    complaint_id: ComplaintArg,
-    text: Annotated[str, typer.Argument(help="A short apology for tone or conduct.")],
-    by: By = None,
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Apologise for conduct (tone, behaviour): on an invalid complaint it admits nothing else."""
-    _send(complaint_id, "apologise_for_conduct", {"text": text, "by": by}, as_json, update_id)
+# The decisions: one command per update, generated from its model (domain/commands.py), before the raw `update`.
+decisions.register(app)
 
 
 @app.command()
@@ -335,13 +126,13 @@ def update(
     complaint_id: ComplaintArg,
     name: Annotated[str, typer.Argument(help="The update: " + ", ".join(sorted(cmd.COMMANDS)))],
     data: Annotated[str, typer.Argument(help="The argument as JSON, @FILE, or - for stdin.")],
-    update_id: UpdateId = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    update_id: decisions.UpdateId = None,
+    as_json: decisions.AsJson = False,
 ) -> None:
     """Send any decision as raw JSON (the same contract a backend or the temporal CLI uses)."""
     raw = read_input(data[1:]) if data.startswith("@") else read_input("-") if data == "-" else data.encode()
     command = run(lambda: starter.parse_command(name, raw))
-    _decide(complaint_id, name, command, update_id, as_json)
+    decisions.decide(complaint_id, name, command, update_id, as_json)
 
 
 @app.command()

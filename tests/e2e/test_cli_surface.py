@@ -281,3 +281,64 @@ async def test_list_piped_is_not_cut_to_80_columns(cli: Cli, drive: Driver, inta
     assert "…" not in listed.stdout, listed.stdout
     for shown in (cid, "awaiting_assessment", "jurisdiction", "breached", "cust-4471"):
         assert shown in listed.stdout, (shown, listed.stdout)
+
+
+# --- 18: every decision command, generated from its model, keeps the spellings callers use ----------------------
+
+
+async def test_every_decision_command_decides_with_the_spellings_callers_use(cli: Cli, drive: Driver,
+                                                                            intake_data: Data) -> None:
+    """The commands are generated from domain/commands.py: positional arguments (choose-remedy, move-offline,
+    choose-option, record-follow-up, apologise), renamed and repeated options (assess --remedy, --sop), model
+    defaults (extend-deadline's kind), each deciding against a real worker; a bad value is refused naming the
+    field, with exit 2 and nothing sent."""
+
+    async def decided(*args: str) -> dict[str, Any]:
+        done = await cli(*args, "--json")
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return json.loads(done.stdout)
+
+    # Partially valid: up the ladder, a message, an apology for conduct, an extension, remedies and the rules.
+    cid = await drive.submit(intake_data())
+    assert (await decided("move-offline", cid, "email", "siti@example.co.id"))["rung"] == "email"
+    assert (await decided("log-message", cid, "--sender", "customer", "--channel", "email", "--text",
+                          "Still nothing.", "--by", "customer"))["messages"] >= 1
+    assert (await decided("apologise", cid, "Sorry for the tone of our reply."))["conduct_apologies"] == 1
+    extended = await decided("extend-deadline", cid, "--reason", "Courier investigation.", "--notice",
+                             "We need 10 more working days.")
+    assert any(d["kind"] == "final_response" and d["extended"] for d in extended["deadlines"]), extended["deadlines"]
+    bad = await cli("assess", cid, "--verdict", "partially_valid", "--root-cause", "service", "--findings", "F",
+                    "--sop", "SOP 4.2", "--offer-days", "90")
+    assert bad.returncode == 2 and "offer_days" in bad.stderr, bad.stdout + bad.stderr
+    assessed = await decided("assess", cid, "--verdict", "partially_valid", "--root-cause", "service",
+                             "--findings", "Promised 2 days, took 9.", "--sop", "SOP 4.2", "--explanation",
+                             "Transit times are estimates.", "--remedy", "voucher", "--remedy", "refund",
+                             "--default-remedy", "refund", "--offer-days", "5")
+    assert assessed["stage"] == "awaiting_remedy_choice" and assessed["explained"]
+    offer = assessed["offer"]
+    assert sorted(o["kind"] for o in offer["options"]) == ["refund", "voucher"]
+    assert next(o["kind"] for o in offer["options"] if o["id"] == offer["default_option"]) == "refund"
+    chosen = next(o["id"] for o in offer["options"] if o["kind"] == "voucher")
+    assert (await decided("choose-remedy", cid, chosen, "--by", "customer"))["remedy_option"] == chosen
+    await drive.stage(cid, Stage.awaiting_follow_up)
+    followed = await decided("record-follow-up", cid, "5", "--comment", "Thanks.", "--by", "customer")
+    assert followed["stage"] == "closed" and followed["satisfaction"] == 5
+
+    # Invalid: the customer leaves.
+    cid = await drive.submit(intake_data())
+    assert (await decided("assess", cid, "--verdict", "invalid", "--root-cause", "customer_misunderstanding",
+                          "--findings", "Ordered the wrong size.", "--sop", "Terms 6.1"))["stage"] == \
+        "awaiting_option_choice"
+    left = await decided("choose-option", cid, "leave", "--reason", "Too strict.", "--by", "customer")
+    assert left["choice"] == "leave" and left["stage"] == "closed"
+
+    # Escalated and closed by a supervisor; and a customer who leaves before any assessment.
+    cid = await drive.submit(intake_data())
+    assert (await decided("escalate", cid, "--to", "supervisor", "--reason", "Regulator named."))["stage"] == \
+        "escalated"
+    closed = await decided("close", cid, "--outcome", "resolved", "--note", "Refunded at the branch.")
+    assert closed["stage"] == "closed" and closed["outcome"] == "resolved"
+    cid = await drive.submit(intake_data())
+    churned = await decided("record-churn", cid, "--reason", "Moved to a competitor.")
+    assert churned["stage"] == "closed" and churned["churn"] == "service"
+    assert "ComplaintAssessed" not in await drive.types(cid)
