@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 PIP    := $(BIN)/python -m pip install --quiet
 
-.PHONY: install runtime demo test up bench reliability histories clean
+.PHONY: install runtime demo test unit lint up bench reliability histories clean
 
 # A virtual environment with pip up to date: shared by the development install and the Docker image.
 venv:
@@ -32,6 +32,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
+# The tests that start no server (no PostgreSQL, no Temporal, no codec server): the domain, policies, values and
+# tokens (tests/unit), the JSON contract of the examples, and the replay of the kept workflow histories
+# (Temporal's Replayer runs in-process). They ask for none of tests/conftest.py's server fixtures. Seconds.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit tests/test_contract.py tests/test_replay.py
+
+# ruff (rules in pyproject.toml) over the whole tree, then mypy over the source: strict on domain/ and workflows/.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 up: $(STAMP)
 	$(BIN)/complaints dev up
 
@@ -45,7 +56,7 @@ reliability: $(STAMP)
 	$(BIN)/python -m tests.reliability.results
 
 clean:
-	rm -rf $(VENV) .data out .pytest_cache
+	rm -rf $(VENV) .data out .pytest_cache .mypy_cache .ruff_cache
 
 # Record the workflow histories the replay test keeps (only for new paths: never to make a replay pass).
 histories: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 TASK_QUEUE = "complaints"
 WORKFLOW_ID_PREFIX = "complaint-"
@@ -16,6 +17,15 @@ def workflow_id(complaint_id: str) -> str:
 
 def complaint_id_of(workflow_id: str) -> str | None:
     return workflow_id.removeprefix(WORKFLOW_ID_PREFIX) if workflow_id.startswith(WORKFLOW_ID_PREFIX) else None
+
+
+class RunOptionValues(TypedDict):
+    """The fields of activities.messages.RunOptions, as the environment sets them."""
+
+    max_history_events: int
+    fulfilment_attempts: int
+    local_appends: bool
+    refused_run_ttl_seconds: int
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class Settings:
     local_appends: bool = field(default_factory=lambda: _flag("COMPLAINTS_LOCAL_APPENDS"))
     refused_run_ttl_seconds: int = field(default_factory=lambda: _count("COMPLAINTS_REFUSED_RUN_TTL", 60))
 
-    def run_options(self) -> dict[str, object]:
+    def run_options(self) -> RunOptionValues:
         """The workflow's run options, for activities.messages.RunOptions (which checks their bounds)."""
         return {"max_history_events": self.max_history_events, "fulfilment_attempts": self.fulfilment_attempts,
                 "local_appends": self.local_appends, "refused_run_ttl_seconds": self.refused_run_ttl_seconds}

@@ -81,7 +81,9 @@ def build_worker(
                           allow_plaintext=plaintext)
     # Headers (the callers' tokens) may come encrypted, as the temporal CLI with a codec sends them and as
     # the project's clients do: the worker opens them with the codec before the doors read them.
-    client = Client(**{**client.config(), "header_codec_behavior": HeaderCodecBehavior.CODEC})
+    config = client.config()  # a copy
+    config["header_codec_behavior"] = HeaderCodecBehavior.CODEC
+    client = Client(**config)
     return Worker(
         client,
         task_queue=task_queue,

@@ -21,6 +21,9 @@ from logs import get_logger
 
 log = get_logger(__name__)
 
+#: The log not answering right now: retried (as a tuple of its own, which is what mypy can check in ``except``).
+_LOG_UNAVAILABLE: tuple[type[BaseException], ...] = (EventLogUnavailable, *CONNECTION_ERRORS)
+
 PLAINTEXT_HELP = ("the complaint reached Temporal in plaintext, and it carries personal data: send it through "
                   "the codec (the project's client, the temporal CLI with --codec-endpoint and --codec-auth, or a "
                   "remote codec calling the codec server's /encode). This run is deleted from Temporal shortly")
@@ -54,7 +57,7 @@ class Admission:
                 return self._refuse("Forbidden", str(refused))
         try:
             head = await self.store.head(request.complaint_id)
-        except (EventLogUnavailable, *CONNECTION_ERRORS) as error:
+        except _LOG_UNAVAILABLE as error:
             raise unavailable(activity.info().attempt, error) from None
         if request.carried_head is None and head.sequence > 0:
             return self._refuse("ComplaintExists", f"complaint {request.complaint_id} is already in the log "

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime
 from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import holidays
+from holidays.version import __version__ as holidays_version
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -31,14 +32,11 @@ _SUBDIVISIONS: dict[Jurisdiction, str] = {Jurisdiction.GB: "ENG"}
 @lru_cache(maxsize=64)
 def calendar(jurisdiction: Jurisdiction, first_year: int, last_year: int) -> Calendar:
     years = list(range(first_year, last_year + 1))
-    kwargs: dict[str, object] = {"years": years}
-    if jurisdiction in _CATEGORIES:
-        kwargs["categories"] = _CATEGORIES[jurisdiction]
-    if jurisdiction in _SUBDIVISIONS:
-        kwargs["subdiv"] = _SUBDIVISIONS[jurisdiction]
-    days = holidays.country_holidays(jurisdiction.value, **kwargs)  # type: ignore[arg-type]
+    # None (no subdivision, the default categories) is what the package assumes when they are not given.
+    days = holidays.country_holidays(jurisdiction.value, subdiv=_SUBDIVISIONS.get(jurisdiction), years=years,
+                                     categories=_CATEGORIES.get(jurisdiction))
     name = f"{jurisdiction.value}{'-' + _SUBDIVISIONS[jurisdiction] if jurisdiction in _SUBDIVISIONS else ''}"
-    return Calendar(name=f"{name} (holidays {holidays.__version__})", zone=ZoneInfo(ZONES[jurisdiction]),
+    return Calendar(name=f"{name} (holidays {holidays_version})", zone=ZoneInfo(ZONES[jurisdiction]),
                     holidays=frozenset(days.keys()))
 
 
@@ -47,7 +45,7 @@ def calendar_around(jurisdiction: Jurisdiction, moment: datetime) -> Calendar:
     return calendar(jurisdiction, moment.year, moment.year + 1)
 
 
-def _json_env(name: str) -> dict[str, int]:
+def _json_env(name: str) -> dict[str, Any]:
     raw = os.environ.get(name)
     if not raw:
         return {}

@@ -14,8 +14,8 @@ from activities import messages as msg
 from domain.chain import chain
 from domain.personal import has_personal, seal_payload
 from eventlog import BrokenChain, DivergentHistory, EventLogUnavailable, EventStore
-from eventlog.errors import EventLogError
 from eventlog.connect import CONNECTION_ERRORS
+from eventlog.errors import EventLogError
 from eventlog.keys import CustomerErased, CustomerKeyring
 from logs import get_logger
 

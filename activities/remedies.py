@@ -88,9 +88,9 @@ class RemedyLedger:
         if customer_id is None:
             raise ApplicationError(f"complaint {request.complaint_id} is not in the event log", type="UnknownComplaint",
                                    non_retryable=True)
-        text: str | None = option.description
+        text = option.description
         if is_sealed(text):
-            text = None
+            opened: str | None = None
             offers = await conn.fetch("SELECT sequence, payload FROM complaint_events WHERE complaint_id = $1"
                                       " AND type = 'RemedyOffered' ORDER BY sequence DESC", request.complaint_id)
             for offer in offers:
@@ -99,16 +99,17 @@ class RemedyLedger:
                     if offered.get("id") == option.id and offered.get("description") == option.description:
                         opener = await self.keyring.opener([option.description.removeprefix(SEALED_PREFIX)
                                                             .partition(":")[0]])
-                        text = opener.open(option.description, place(request.complaint_id, offer["sequence"],
-                                                                     "RemedyOffered", f"options.{index}.description"))
-                        if text is None:
+                        opened = opener.open(option.description, place(request.complaint_id, offer["sequence"],
+                                                                       "RemedyOffered", f"options.{index}.description"))
+                        if opened is None:
                             raise CustomerErased(f"customer {customer_id} was erased")
                         break
-                if text is not None:
+                if opened is not None:
                     break
-            if text is None:
+            if opened is None:
                 raise ApplicationError(f"remedy {option.id}'s description is not one this complaint was offered",
                                        type="UnknownRemedy", non_retryable=True)
+            text = opened
         key = await self.keyring.key_for(customer_id)
         return key.seal(text, ledger_place(request.complaint_id, request.offer_round, option.id))
 

@@ -9,7 +9,7 @@ Merkle proof or the checkpoint's signature, or is structure whose change breaks 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -19,7 +19,7 @@ from domain import merkle
 from domain.chain import Break, Recorded, canonical_json, check_chain
 from eventlog.store import to_record
 
-FORMAT = "complaints-bundle/1"
+FORMAT: Final = "complaints-bundle/1"
 
 
 class Proof(BaseModel):
@@ -95,7 +95,7 @@ def verify(data: bytes, trusted_public_key: str | None = None) -> BundleCheck:
     result.complaint_id, result.events = bundle.complaint_id, len(bundle.events)
     if bundle.to_bytes() != data:
         return broken("bundle_not_canonical", "the file is not in the canonical form it was written in")
-    head, result.breaks = check_chain(bundle.complaint_id, bundle.events)
+    _, result.breaks = check_chain(bundle.complaint_id, bundle.events)
     if bundle.checkpoint is None or bundle.proof is None:
         return broken("unsealed", "no signed checkpoint covers these events (run `complaints seal`, then export)")
     checkpoint, proof = bundle.checkpoint, bundle.proof

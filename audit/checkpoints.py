@@ -29,15 +29,14 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 import asyncpg
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from domain import merkle
@@ -271,7 +270,7 @@ async def seal(pool: asyncpg.Pool, key: Ed25519PrivateKey, origin: str | None = 
         position = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM complaint_events"))
         heads, events = await heads_at(conn, position)
         root = root_of(heads)
-        sealed_at = datetime.now(timezone.utc).replace(microsecond=0)
+        sealed_at = datetime.now(UTC).replace(microsecond=0)
         note = sign_note(_note_text(name, len(heads), root, position, events, sealed_at), name, key)
         signature = base64.b64encode(Note.parse(note).signatures[0][2]).decode()
         checkpoint = Checkpoint(position=position, events=events, complaints=len(heads), root=root,

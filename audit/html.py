@@ -32,7 +32,8 @@ code, .hash { font: 12px/1.3 ui-monospace, SFMono-Regular, Menlo, Consolas, mono
 .figure h3 { margin: 0 0 .5rem; font-size: .95rem; }
 .kpis { display: flex; flex-wrap: wrap; gap: 1.5rem; margin: .5rem 0 1rem; }
 .kpi b { display: block; font-size: 1.5rem; }
-footer { color: var(--muted); font-size: .8rem; margin-top: 2rem; border-top: 1px solid var(--line); padding-top: .6rem; }
+footer { color: var(--muted); font-size: .8rem; margin-top: 2rem; border-top: 1px solid var(--line);
+         padding-top: .6rem; }
 @media print {
   body { margin: 0; max-width: none; font-size: 11px; }
   tr, .figure { break-inside: avoid; }
@@ -70,8 +71,8 @@ def timeline(story: Timeline) -> str:
     if story.deadlines:
         parts.append("<h2>Deadlines</h2><table><tr><th>deadline</th><th>due</th><th>rule</th><th>status</th></tr>")
         for d in story.deadlines:
-            tone = "ok" if d.status.startswith("met in time") else "bad" if d.status.startswith(("breached", "met late")) \
-                else ""
+            tone = "ok" if d.status.startswith("met in time") \
+                else "bad" if d.status.startswith(("breached", "met late")) else ""
             parts.append(f"<tr><td>{esc(d.kind)}</td><td>{esc(d.due)}</td><td>{esc(d.rule)}</td>"
                          f'<td class="{tone}">{esc(d.status)}</td></tr>')
         parts.append("</table>")

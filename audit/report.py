@@ -161,7 +161,8 @@ def render_json(report: Report) -> dict[str, Any]:
             for (c, v, ch), n in sorted(report.causes.items())],
         "churn_by_category": dict(report.churn),
         "business_days": report.times(),
-        "sla_breaches": [{"jurisdiction": j, "deadline": k, "breaches": n} for (j, k), n in sorted(report.breaches.items())],
+        "sla_breaches": [{"jurisdiction": j, "deadline": k, "breaches": n}
+                         for (j, k), n in sorted(report.breaches.items())],
         "satisfaction": {str(k): report.satisfaction[k] for k in range(1, 6)},
         "reopen_rate": report.reopen_rate,
         "assessed": report.assessed,
@@ -190,7 +191,8 @@ def _tables(report: Report, times: dict[str, dict[str, int | None]]) -> list[tup
     return [
         ("Complaints by root cause, verdict and channel", ["root cause", "verdict", "channel", "complaints"],
          [[c, v, ch, n] for (c, v, ch), n in sorted(report.causes.items())]),
-        ("Churn by root cause category", ["category", "customers lost"], sorted(report.churn.items())),
+        ("Churn by root cause category", ["category", "customers lost"],
+         [[c, n] for c, n in sorted(report.churn.items())]),
         ("Times in business days", ["measure", "median", "p90", "complaints"],
          [[k, v["median"], v["p90"], v["n"]] for k, v in times.items()]),
         ("Deadline breaches by jurisdiction", ["jurisdiction", "deadline", "breaches"],
@@ -198,7 +200,7 @@ def _tables(report: Report, times: dict[str, dict[str, int | None]]) -> list[tup
         ("Satisfaction", ["score", "answers"], [[k, report.satisfaction[k]] for k in range(1, 6)]),
         ("Reopened", ["assessed", "reopened", "rate"], [[report.assessed, report.reopened, rate]]),
         ("Remedies", ["kind", "how", "count"], [[k, how, n] for (k, how), n in sorted(report.remedies.items())]),
-        ("Outcomes", ["outcome", "complaints"], sorted(report.outcomes.items())),
+        ("Outcomes", ["outcome", "complaints"], [[o, n] for o, n in sorted(report.outcomes.items())]),
     ]
 
 

@@ -25,7 +25,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -131,8 +131,8 @@ def compare_at(cid: str, logged: list[Recorded], seen: Witness) -> tuple[list[Br
     for sequence in sorted(set(in_log) | set(seen.records)):
         mine, theirs = in_log.get(sequence), seen.records.get(sequence)
         if mine is None:
-            found.append(_break(cid, sequence, "missing_in_log",
-                                f"the workflow appended {theirs.type if theirs else '?'} #{sequence}; the log has no such event"))
+            found.append(_break(cid, sequence, "missing_in_log", f"the workflow appended "
+                                f"{theirs.type if theirs else '?'} #{sequence}; the log has no such event"))
         elif theirs is None:
             if carried is not None and sequence <= carried.sequence:
                 if sequence == carried.sequence and mine.hash != carried.hash:
@@ -213,7 +213,7 @@ async def replay(cid: str, seen: Witness, client: Client) -> list[Break]:
     for history in seen.histories:
         try:
             result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-        except Exception as error:  # a payload that does not open, a history that does not parse: this run's break
+        except Exception as error:  # noqa: BLE001 - a payload that won't open, a history that won't parse: its break
             found.append(_break(cid, 0, "replay_failed", f"run {history.run_id}: {type(error).__name__}: {error}"))
             continue
         if result.replay_failure is not None:
@@ -362,7 +362,7 @@ class Verifier:
                 check.breaks += await self.witness_one(result, check, (archives or {}).get(cid))
             except EventLogError:
                 raise  # the auditor's own database: without it nothing is verified
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any other failure is this complaint's break, not the run's
                 check.breaks.append(_break(cid, 0, "witness_failed",
                                            f"its witness could not be read: {type(error).__name__}: {error}"))
             if progress:
@@ -485,7 +485,7 @@ async def archive_closed(store: PostgresEventStore, client: Client, key: Ed25519
         if breaks:
             out.refused[cid] = breaks
             continue
-        signed = ArchivedWitness.sign(seen, logged, key, name, datetime.now(timezone.utc).replace(microsecond=0))
+        signed = ArchivedWitness.sign(seen, logged, key, name, datetime.now(UTC).replace(microsecond=0))
         if await store.archive_witness(signed.row()):
             out.archived.append(cid)
             continue

@@ -198,6 +198,7 @@ async def witness(client: Client, complaint_id: str, writers: Sequence[str] = ()
     if not closed_as(runs[-1][1]):
         last_id = runs[-1][0]
         try:
+            # temporalio's converter takes any type hint (a union too), its signature only a `type`.
             queried = await client.get_workflow_handle(wid, run_id=last_id).query(
                 "state", result_type=Complaint | None, rpc_timeout=QUERY_TIMEOUT)  # type: ignore[arg-type]
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:

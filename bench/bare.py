@@ -8,6 +8,7 @@ the workflow as it is, not as it was when this file was written."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Literal
 
@@ -15,7 +16,8 @@ from pydantic import BaseModel
 from temporalio import activity, workflow
 
 #: When the last activity of a marked step ran, by workflow id: the bench hosts these activities itself.
-MARKS: dict[tuple[str, str], float] = {}
+#: (An activity's ``workflow_id`` is typed optional for standalone activities; these always have one.)
+MARKS: dict[tuple[str | None, str], float] = {}
 
 
 Kind = Literal["activity", "local"]
@@ -56,11 +58,14 @@ class BareWorkflow:
         await self._activities(plan.start, mark="started")
         self._settled = 0
         for index, step in enumerate(plan.updates, start=1):
-            await workflow.wait_condition(lambda index=index: self._answered >= index)
+            await workflow.wait_condition(self._answered_upto(index))
             await self._activities(step.after)
             self._settled = index
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._answered
+
+    def _answered_upto(self, index: int) -> Callable[[], bool]:
+        return lambda: self._answered >= index
 
     @workflow.query
     def settled(self) -> int:

@@ -22,16 +22,18 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import starter
+from activities import messages as msg
 from audit.witness import LOCAL_ACTIVITY_MARKER
 from bench.bare import MARKS, BareWorkflow, Kind, Plan, Step, noop
 from bench.figures import Figure, Results, percentile, stopwatch
 from domain import commands as cmd
 from domain.vocabulary import Stage
+from settings import Settings
 from worker import build_worker
-from workflows.start import ComplaintWorkflowOptions
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "late-delivery.json"
-QUEUE, BARE_QUEUE = "bench-complaints", "bench-bare"
+#: The complaints, the same with appends as local activities (a worker option), and the bare workflow.
+QUEUE, LOCAL_QUEUE, BARE_QUEUE = "bench-complaints", "bench-complaints-local", "bench-bare"
 DECISIONS: list[tuple[str, dict[str, Any], str]] = [  # (update, command, the event it commits)
     ("assess", {"verdict": "valid", "root_cause": "service", "findings": "Promised 2 days, took 9.",
                 "by": "agent:bench"}, "ComplaintAssessed"),
@@ -59,7 +61,8 @@ async def _until_stage(client: Client, cid: str, stages: set[Stage], quiet: bool
     while calm < (2 if quiet else 1):
         try:
             at = (await starter.status(client, cid)).stage in stages
-            idle = not quiet or not (await starter.handle_for(client, cid).describe()).raw_description.pending_activities
+            described = await starter.handle_for(client, cid).describe() if quiet else None
+            idle = described is None or not described.raw_description.pending_activities
             calm = calm + 1 if at and idle else 0
         except starter.NotFound:
             calm = 0
@@ -67,12 +70,12 @@ async def _until_stage(client: Client, cid: str, stages: set[Stage], quiet: bool
 
 
 async def drive_complaint(client: Client, prefix: str, n: int, sent: dict[str, dict[str, float]],
-                          settle: bool = False, options: ComplaintWorkflowOptions | None = None) -> None:
+                          settle: bool = False, task_queue: str = QUEUE) -> None:
     """``settle``: let each step's work finish before the next decision (to read phases off the history)."""
     intake = _intake(prefix, n)
     cid = intake.complaint_id
     marks = sent[cid] = {"submit": time.time()}
-    await starter.submit(client, intake, task_queue=QUEUE, options=options)
+    await starter.submit(client, intake, task_queue=task_queue)
     settled = {Stage.awaiting_assessment, Stage.awaiting_remedy_choice, Stage.awaiting_follow_up}
     for name, arg, event in DECISIONS:
         if name == "record_follow_up":  # the follow-up is asked for once the remedy is fulfilled
@@ -99,7 +102,7 @@ async def drive_bare(client: Client, plan: Plan, prefix: str, n: int, sent: dict
     handle = await client.start_workflow(BareWorkflow.run, plan, id=wid, task_queue=BARE_QUEUE)
     for index in range(1, len(plan.updates) + 1):
         if index > 1 and plan.updates[index - 2].after:  # as the complaint's driver waits for the follow-up
-            while await handle.query(BareWorkflow.settled) < index - 1:
+            while await handle.query(BareWorkflow.settled) < index - 1:  # noqa: ASYNC110 - polls the server
                 await asyncio.sleep(0.05)
         marks[f"update-{index}"] = time.time()
         await handle.execute_update(BareWorkflow.step, index)
@@ -171,16 +174,19 @@ def _from_marks(sent: dict[str, dict[str, float]]) -> Timings:
 
 
 async def real_run(client: Client, pool: asyncpg.Pool, count: int, concurrency: int,
-                   options: ComplaintWorkflowOptions | None = None) -> Timings:
-    prefix, sent = f"B{uuid.uuid4().hex[:4]}", {}
-    seconds = await _many(lambda n: drive_complaint(client, prefix, n, sent, options=options), count, concurrency)
+                   task_queue: str = QUEUE) -> Timings:
+    prefix = f"B{uuid.uuid4().hex[:4]}"
+    sent: dict[str, dict[str, float]] = {}
+    seconds = await _many(lambda n: drive_complaint(client, prefix, n, sent, task_queue=task_queue), count,
+                          concurrency)
     timings = await _committed(pool, sent)
     timings.seconds = seconds
     return timings
 
 
 async def bare_run(client: Client, plan: Plan, count: int, concurrency: int) -> Timings:
-    prefix, sent = f"bare-{uuid.uuid4().hex[:4]}", {}
+    prefix = f"bare-{uuid.uuid4().hex[:4]}"
+    sent: dict[str, dict[str, float]] = {}
     seconds = await _many(lambda n: drive_bare(client, plan, prefix, n, sent), count, concurrency)
     timings = _from_marks(sent)
     timings.seconds = seconds
@@ -190,8 +196,9 @@ async def bare_run(client: Client, plan: Plan, count: int, concurrency: int) -> 
 async def measure(client: Client, pool: asyncpg.Pool, results: Results, advance: Callable[[str], None],
                   count: int = 160, concurrency: int = 20) -> None:
     section = "1. Throughput and latency"
+    local_appends = msg.RunOptions(**Settings().run_options()).model_copy(update={"local_appends": True})
     async with Worker(client, task_queue=BARE_QUEUE, workflows=[BareWorkflow], activities=[noop]), \
-            build_worker(client, pool, QUEUE):
+            build_worker(client, pool, QUEUE), build_worker(client, pool, LOCAL_QUEUE, run_options=local_appends):
         plan = await calibrate(client, pool)
         await bare_run(client, plan, 10, concurrency)  # warm both up: imports, caches, connections
         await real_run(client, pool, 10, concurrency)
@@ -199,11 +206,13 @@ async def measure(client: Client, pool: asyncpg.Pool, results: Results, advance:
         # Alternated, twice each, so that a slow minute of the machine falls on every side. The lever (appends
         # as local activities) runs half as many complaints in all.
         bare, ours, local = Timings(), Timings(), Timings()
-        local_appends = ComplaintWorkflowOptions(local_appends=True)
+        runs: list[tuple[Timings, Callable[[], Awaitable[Timings]]]] = [
+            (bare, lambda: bare_run(client, plan, count // 2, concurrency)),
+            (ours, lambda: real_run(client, pool, count // 2, concurrency)),
+            (local, lambda: real_run(client, pool, count // 4, concurrency, task_queue=LOCAL_QUEUE)),
+        ]
         for round_ in (1, 2):
-            for total, run in ((bare, lambda: bare_run(client, plan, count // 2, concurrency)),
-                               (ours, lambda: real_run(client, pool, count // 2, concurrency)),
-                               (local, lambda: real_run(client, pool, count // 4, concurrency, local_appends))):
+            for total, run in runs:
                 measured = await run()
                 total.seconds += measured.seconds
                 total.ack += measured.ack

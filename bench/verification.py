@@ -126,6 +126,7 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
     with stopwatch() as watch:
         subprocess.run([sys.executable, "-c", "import cli.main"], cwd=ROOT, check=True)
     startup = watch.seconds
+    executemany = 0.0  # rows/s by executemany: measured at the first (smallest) size, compared at the last
     for size in SIZES:
         part = upto(everything, size)
         async with scratch_database(pg, f"bench_{size}") as db:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+import sys
+from datetime import UTC, datetime
 from importlib.metadata import version
 from itertools import groupby
 from pathlib import Path
@@ -27,7 +28,7 @@ def _machine() -> str:
                    if line.startswith("MemTotal")), "0") if Path("/proc/meminfo").exists() else "0"
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    temporal = subprocess.run([str(Path(os.sys.executable).parent / "temporal"), "--version"],
+    temporal = subprocess.run([str(Path(sys.executable).parent / "temporal"), "--version"],
                               capture_output=True, text=True).stdout.strip()
     return (f"{os.cpu_count()} cores ({cpu}), {int(memory) // 1024 // 1024} GiB, {platform.platform()}; "
             f"Python {platform.python_version()}, temporalio {version('temporalio')}, asyncpg {version('asyncpg')}, "
@@ -42,7 +43,7 @@ def _row(f: Figure) -> str:
 
 
 def write(results: Results, path: Path, minutes: float) -> None:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmarks",
         "",

@@ -141,7 +141,7 @@ def verify(
             console.print(f"[yellow]{result.unchecked_archives} archived witness signature(s) NOT checked[/yellow]: "
                           f"no trusted public key (--public-key or {cp.PUBLIC_KEY_ENV}); an archive is then only as "
                           "good as the database that holds it.")
-    unchecked = result.unchecked_signatures or result.unchecked_archives
+    unchecked = bool(result.unchecked_signatures or result.unchecked_archives)
     raise typer.Exit(1 if not result.ok else 3 if unchecked else 0)
 
 
@@ -162,7 +162,8 @@ def export(
         raise typer.Exit(1) from None
     bundle.write_bytes(written.to_bytes())
     sealed = f"sealed up to #{written.proof.sequence} at position {written.checkpoint.position}" \
-        if written.checkpoint and written.proof else "[yellow]not covered by any checkpoint: run `complaints seal`[/yellow]"
+        if written.checkpoint and written.proof \
+        else "[yellow]not covered by any checkpoint: run `complaints seal`[/yellow]"
     console.print(f"wrote {bundle}: {len(written.events)} events of {complaint_id}, {sealed}")
 
 

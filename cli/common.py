@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -29,12 +29,12 @@ By = Annotated[str | None, typer.Option(
                  "person) as made on their behalf. The log records you, the authenticated caller.")]
 
 
-def run(work: Awaitable[T] | Callable[[], T]) -> T:
+def run(work: Coroutine[Any, Any, T] | Callable[[], T]) -> T:
     """Run a command (a coroutine, or a plain callable); map the project's errors to messages and exit codes."""
     try:
         if callable(work):
             return work()
-        return asyncio.run(work)  # type: ignore[arg-type]
+        return asyncio.run(work)
     except starter.InvalidInput as error:
         err.print(f"[red]refused:[/red] invalid {escape(error.what)}")
         for e in error.errors:

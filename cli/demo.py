@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ from temporalio.client import Client
 
 import starter
 from dev.stack import embedded_stack
-from identity.client import acting_as
-from identity.tokens import IssuerKey
 from domain import commands as cmd
 from domain.complaint import Complaint
-from domain.vocabulary import Stage
+from domain.intake import Channel
+from domain.vocabulary import CustomerChoice, RemedyKind, RootCause, Rung, Sender, Stage, Verdict
+from identity.client import acting_as
+from identity.tokens import IssuerKey
 from settings import Settings
 from worker import running_worker
 
@@ -34,7 +35,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 Drive = Callable[[Client, str], Awaitable[None]]
 
 
-async def wait_for(client: Client, complaint_id: str, done: Callable[[Complaint], bool], timeout: float = 60) -> Complaint:
+async def wait_for(client: Client, complaint_id: str, done: Callable[[Complaint], bool],
+                   timeout: float = 60) -> Complaint:
     """Poll the workflow's state until ``done`` (the workflow acts on its own between decisions)."""
     deadline = time.monotonic() + timeout
     stage = "submitted"
@@ -86,19 +88,19 @@ async def _follow_up(client: Client, cid: str, satisfaction: int, comment: str) 
 async def valid_remedy_chosen(client: Client, cid: str) -> None:
     """Social -> email; conversation logged; valid; the customer picks a voucher; satisfied."""
     with agent("ana"):
-        await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung="email",
+        await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung=Rung.email,
                                                                         detail="siti.rahma@example.co.id"))
     with customer(cid):
         await starter.send(client, cid, "log_message", cmd.LogMessage(
-            sender="customer", channel="email",
+            sender=Sender.customer, channel=Channel.email,
             text="Paket saya belum sampai. Saya butuh barangnya untuk acara hari Sabtu."))
     with agent("ana"):
         await starter.send(client, cid, "log_message", cmd.LogMessage(
-            sender="agent", channel="email",
+            sender=Sender.agent, channel=Channel.email,
             text="Terima kasih sudah menunggu, Bu Siti. Kami sudah cek dengan kurir: paketnya tertahan di gudang "
                  "transit."))
         await starter.assess(client, cid, cmd.Assess(
-            verdict="valid", root_cause="third_party",
+            verdict=Verdict.valid, root_cause=RootCause.third_party,
             findings="Courier held the parcel at the transit hub for 7 days; our 2-day promise was broken.",
             clause="Delivery promise: 2 working days within Java"))
     with customer(cid):
@@ -110,12 +112,13 @@ async def partially_valid(client: Client, cid: str) -> None:
     """Email -> phone; partly our fault (a faulty switch), partly not (no filter): apology, remedy, explanation.
     The customer chose the replacement on the phone: the agent records it on their behalf."""
     with agent("tom"):
-        await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung="phone", detail="+44 20 7946 0958"))
+        await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung=Rung.phone, detail="+44 20 7946 0958"))
         await starter.assess(client, cid, cmd.Assess(
-            verdict="partially_valid", root_cause="product",
+            verdict=Verdict.partially_valid, root_cause=RootCause.product,
             findings="The thermostat switch is a known fault in batch 55; limescale from use without a filter "
                      "also contributed.",
-            sop_reference="KT-200 manual, section 4 (filter)", remedies=["repair", "replacement", "refund"]))
+            sop_reference="KT-200 manual, section 4 (filter)",
+            remedies=[RemedyKind.repair, RemedyKind.replacement, RemedyKind.refund]))
         await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="B", by="customer"))
     await _follow_up(client, cid, 4, "Replacement arrived. Fair enough about the filter.")
 
@@ -124,11 +127,11 @@ async def invalid_stays(client: Client, cid: str) -> None:
     """The plan never covered Canada: explained calmly; the customer stays under the rules."""
     with agent("lee"):
         await starter.assess(client, cid, cmd.Assess(
-            verdict="invalid", root_cause="customer_misunderstanding",
+            verdict=Verdict.invalid, root_cause=RootCause.customer_misunderstanding,
             findings="FLEX-20 covers US only; roaming add-on was offered by SMS at the border and declined.",
             clause="FLEX-20 terms, section 3.2", sop_reference="Roaming SOP R-7"))
     with customer(cid):
-        await starter.send(client, cid, "choose_option", cmd.ChooseOption(option="stay"))
+        await starter.send(client, cid, "choose_option", cmd.ChooseOption(option=CustomerChoice.stay))
     await _follow_up(client, cid, 3, "OK, I understand now. I'll add the roaming pack next time.")
 
 
@@ -138,19 +141,19 @@ async def invalid_leaves(client: Client, cid: str) -> None:
         await starter.send(client, cid, "apologise_for_conduct", cmd.ApologiseForConduct(
             text="Kami mohon maaf atas nada staf kami di meja depan. Itu tidak sesuai standar kami."))
         await starter.assess(client, cid, cmd.Assess(
-            verdict="invalid", root_cause="customer_misunderstanding",
+            verdict=Verdict.invalid, root_cause=RootCause.customer_misunderstanding,
             findings="Freeze requested on day 3 of the cycle; terms apply freezes from the next cycle.",
             clause="Membership terms 6.1", sop_reference="SOP Keanggotaan 6.1"))
     with customer(cid):
         await starter.send(client, cid, "choose_option", cmd.ChooseOption(
-            option="leave", reason="Memilih berhenti tanpa penalti."))
+            option=CustomerChoice.leave, reason="Memilih berhenti tanpa penalti."))
 
 
 async def withdrawn(client: Client, cid: str) -> None:
     """The customer found the right size in the parcel and withdrew."""
     with customer(cid):
         await starter.send(client, cid, "log_message", cmd.LogMessage(
-            sender="customer", channel="email", text="Sorry, the size 10 was in the second bag."))
+            sender=Sender.customer, channel=Channel.email, text="Sorry, the size 10 was in the second bag."))
         await starter.send(client, cid, "withdraw", cmd.Withdraw(reason="Found the right item in the parcel."))
 
 
@@ -159,9 +162,9 @@ async def sla_breach(client: Client, cid: str) -> None:
     await wait_for(client, cid, lambda s: s.sla_breached)
     with supervisor("budi"):
         await starter.assess(client, cid, cmd.Assess(
-            verdict="valid", root_cause="service",
+            verdict=Verdict.valid, root_cause=RootCause.service,
             findings="Double debit confirmed; the letter was misfiled in the branch post room.",
-            remedies=["refund", "service_credit"], default_remedy="refund"))
+            remedies=[RemedyKind.refund, RemedyKind.service_credit], default_remedy=RemedyKind.refund))
     with customer(cid):
         await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="A"))
     await _follow_up(client, cid, 4, "Dana sudah kembali.")
@@ -189,7 +192,7 @@ def load(scenario: Scenario) -> Any:
     text = (EXAMPLES / scenario.file).read_text(encoding="utf-8")
     intake = starter.parse_intake(text)
     if scenario.received_days_ago is not None:
-        received = datetime.now(timezone.utc) - timedelta(days=scenario.received_days_ago)
+        received = datetime.now(UTC) - timedelta(days=scenario.received_days_ago)
         intake = intake.model_copy(update={"received_at": received})
     return intake
 

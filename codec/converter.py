@@ -106,6 +106,6 @@ async def connect_temporal(address: str, namespace: str = "default", codec: Payl
 
     chosen = default_codec() if codec is _FROM_ENV else codec
     # Headers too go through the codec: a caller's token is no more readable in history than its input.
+    headers = HeaderCodecBehavior.CODEC if chosen else HeaderCodecBehavior.NO_CODEC
     return await Client.connect(address, namespace=namespace, data_converter=data_converter(chosen),
-                                interceptors=[CredentialInterceptor(token)],
-                                header_codec_behavior=HeaderCodecBehavior.CODEC if chosen else HeaderCodecBehavior.NO_CODEC)
+                                interceptors=[CredentialInterceptor(token)], header_codec_behavior=headers)

@@ -39,10 +39,11 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from types import TracebackType
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
@@ -128,7 +129,7 @@ class _HeaderBudget:
     """The connection's reader, letting the headers (after the request line) total at most ``budget`` bytes,
     and noting whether they were cut off; the body is read straight through."""
 
-    def __init__(self, raw: BinaryIO, budget: int) -> None:
+    def __init__(self, raw: BufferedIOBase, budget: int) -> None:
         self._raw = raw
         self._left = budget
         self._request_line = True
@@ -382,7 +383,7 @@ def _handler(codec: EncryptionCodec, token: str, origins: frozenset[str], issuer
         def setup(self) -> None:
             super().setup()
             self._headers_in = _HeaderBudget(self.rfile, MAX_HEADER_BYTES)
-            self.rfile = cast(BinaryIO, self._headers_in)
+            self.rfile = cast(BufferedIOBase, self._headers_in)  # http.server only reads lines and bytes of it
 
         def parse_request(self) -> bool:
             if not super().parse_request():
@@ -400,7 +401,7 @@ def _handler(codec: EncryptionCodec, token: str, origins: frozenset[str], issuer
             super().send_error(code, message, explain)
             self._linger()
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: object) -> None:  # `format`: the base class's parameter name
             pass  # paths may hold the token: requests are logged below, by endpoint only
 
         def _cors(self) -> None:
@@ -467,7 +468,7 @@ def _handler(codec: EncryptionCodec, token: str, origins: frozenset[str], issuer
             if not issuers.issuers or credential.count(".") != 2:
                 return "", _Refusal(401, "a valid token is required", "not the codec token")
             try:
-                principal: Principal = issuers.verify(credential, datetime.now(timezone.utc))
+                principal: Principal = issuers.verify(credential, datetime.now(UTC))
             except Unauthenticated as error:
                 # The reason goes to the caller (about its own token); the log keeps a category only.
                 return "", _Refusal(401, f"a valid token is required: {error}", "token not verified")
@@ -493,14 +494,14 @@ def _handler(codec: EncryptionCodec, token: str, origins: frozenset[str], issuer
                                 {"announced": int(given)})
             return int(given)
 
-        def do_OPTIONS(self) -> None:  # noqa: N802 - http.server's naming
+        def do_OPTIONS(self) -> None:  # do_<METHOD>: http.server's naming
             self.server.received(self.connection)
             self.send_response(200)
             self._cors()
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.server.received(self.connection)
             endpoint, _ = self._route()
             if endpoint == "/health":
@@ -508,7 +509,7 @@ def _handler(codec: EncryptionCodec, token: str, origins: frozenset[str], issuer
             else:
                 self._reply(404, {"error": "not found"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             endpoint, carried = self._route()
             if endpoint not in ROLES:
                 self._refuse(404, {"error": "not found"})

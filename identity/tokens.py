@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ class IssuerKey:
     def issue(self, subject: str, role: str, *, ttl: timedelta = timedelta(hours=1), now: datetime | None = None,
               audience: str = AUDIENCE, **claims: Any) -> str:
         """A signed token for ``subject`` in ``role``, valid for ``ttl`` from ``now``."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         body = {"iss": self.issuer, "sub": subject, "role": role, "aud": audience, "iat": int(now.timestamp()),
                 "nbf": int(now.timestamp()), "exp": int((now + ttl).timestamp()), "jti": secrets.token_hex(8),
                 **claims}
@@ -179,7 +179,7 @@ def _check_times(claims: Mapping[str, Any], now: datetime) -> None:
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise Unauthenticated(f"the token's {name} is not a time")
         try:
-            return datetime.fromtimestamp(value, timezone.utc)
+            return datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):  # out of range, NaN, infinity
             raise Unauthenticated(f"the token's {name} is not a time") from None
 
