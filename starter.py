@@ -7,22 +7,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
+from temporalio import workflow
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
     WorkflowUpdateStage,
 )
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import commands as cmd
@@ -37,6 +39,7 @@ from workflows.start import ComplaintStart
 
 log = get_logger(__name__)
 T = TypeVar("T")
+C = TypeVar("C", bound=cmd.Command)
 
 
 class InvalidInput(ValueError):
@@ -70,7 +73,7 @@ def parse_intake(text: str | bytes) -> ComplaintIntake:
         intake = validate_json(_INTAKE, text)
     except ValidationError as error:
         raise InvalidInput("complaint", field_errors(error)) from None
-    problems = check_timing(intake, datetime.now(timezone.utc))
+    problems = check_timing(intake, datetime.now(UTC))
     if problems:
         raise InvalidInput("complaint", [FieldError(field=p.field, reason=p.reason) for p in problems])
     return intake
@@ -217,22 +220,49 @@ def handle_for(client: Client, complaint_id: str) -> WorkflowHandle[Any, Any]:
     return client.get_workflow_handle(workflow_id(complaint_id))
 
 
-async def send(client: Client, complaint_id: str, name: str, command: cmd.Command,
+#: An update of the complaint workflow: the workflow's method (``ComplaintWorkflow.assess``), which the SDK types
+#: argument and result by, or its name (``"assess"``), as the CLI and other backends send it (the JSON contract).
+Update = str | workflow.UpdateMethodMultiParam[[ComplaintWorkflow, C], Complaint]
+
+
+def update_name(update: str | Callable[..., Any]) -> str:
+    """The name an update goes by on the wire: a name is itself; a method's is its update definition's,
+    resolved as the SDK resolves it when sending."""
+    if isinstance(update, str):
+        return update
+    if not isinstance(update, workflow.UpdateMethodMultiParam):
+        raise TypeError(f"{update!r} is not a workflow update (a method decorated with @workflow.update)")
+    name, _ = workflow._UpdateDefinition.get_name_and_result_type(update)
+    return name
+
+
+async def send(client: Client, complaint_id: str, update: Update[C], command: C,
                *, idempotency_key: str | None = None) -> Complaint:
     """Send a decision (an update) and return the complaint as it stands once its events are in the log.
 
+    ``update`` is the workflow's update method (``ComplaintWorkflow.assess``: a renamed update is then caught
+    before anything runs) or its name (``"assess"``, the JSON contract's spelling).
+
     With an ``idempotency_key`` (the update's id), sending the same decision again, say after a network
     error, returns the first outcome instead of deciding twice."""
+    name = update_name(update)
     handle = handle_for(client, complaint_id)
+
+    async def start() -> WorkflowUpdateHandle[Complaint]:
+        if isinstance(update, str):
+            return await handle.start_update(update, command, id=idempotency_key, result_type=Complaint,
+                                             wait_for_stage=WorkflowUpdateStage.COMPLETED)
+        return await handle.start_update(update, command, id=idempotency_key,
+                                         wait_for_stage=WorkflowUpdateStage.COMPLETED)
+
     try:
-        update = await _admitted(lambda: handle.start_update(name, command, id=idempotency_key, result_type=Complaint,
-                                                             wait_for_stage=WorkflowUpdateStage.COMPLETED))
-        result: Complaint = await update.result()
+        update_handle = await _admitted(start)
+        result: Complaint = await update_handle.result()
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         if isinstance(cause, ApplicationError):
             raise DecisionRefused(cause.message, cause.type, cause.details) from None
-        raise DecisionRefused(str(cause or error)) from None
+        raise DecisionRefused(str(cause)) from None  # .cause is never None (the SDK asserts it)
     except RPCError:
         # The workflow is gone or closed (a closed complaint takes no more decisions); say which.
         execution = await _execution_status(client, workflow_id(complaint_id))
@@ -240,8 +270,9 @@ async def send(client: Client, complaint_id: str, name: str, command: cmd.Comman
             raise DecisionRefused(f"complaint {complaint_id} is closed ({execution.name.lower()})",
                                   "ComplaintClosed") from None
         raise
-    log.info("decision recorded", complaint_id=complaint_id, workflow_id=handle.id, run_id=update.workflow_run_id,
-             update=name, stage=result.stage.value, sequence=result.head.sequence)
+    log.info("decision recorded", complaint_id=complaint_id, workflow_id=handle.id,
+             run_id=update_handle.workflow_run_id, update=name, stage=result.stage.value,
+             sequence=result.head.sequence)
     return result
 
 

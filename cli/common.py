@@ -24,9 +24,6 @@ err = Console(stderr=True)
 #: For what a complaint holds (titles, rules, remedies): text, never markup. "Late delivery [/]" is a title.
 verbatim = Console(markup=False)
 ComplaintArg = Annotated[str, typer.Argument(help="The complaint's id (its workflow is complaint-<id>).")]
-By = Annotated[str | None, typer.Option(
-    "--by", help="Whose decision, when not yours: 'customer' records what the customer decided (by phone, in "
-                 "person) as made on their behalf. The log records you, the authenticated caller.")]
 
 
 def run(work: Coroutine[Any, Any, T] | Callable[[], T]) -> T:

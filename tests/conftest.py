@@ -26,12 +26,12 @@ from temporalio.worker import Worker
 import logs
 from codec import data_converter, default_codec
 from codec.encryption import KEYS_ENV
-from identity.client import CredentialInterceptor
-from tests.principals import ISSUER, SuitePrincipals, token
 from dev.stack import Postgres, embedded_postgres, scratch_database, venv_bin
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
 from eventlog.keys import MASTER_KEY_ENV, new_master_key
+from identity.client import CredentialInterceptor
+from tests.principals import ISSUER, SuitePrincipals, token
 from workflows.attributes import SEARCH_ATTRIBUTES
 
 HISTORIES = Path(__file__).parent / "histories"

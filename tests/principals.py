@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
@@ -32,7 +32,7 @@ SUPERVISOR_DECISIONS = {"close", "extend_deadline"}
 
 
 async def _wall_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def token(role: str, subject: str = "ana", *, at: datetime | None = None, ttl: timedelta = timedelta(hours=1),

@@ -13,9 +13,9 @@ from temporalio.common import HeaderCodecBehavior
 from temporalio.worker import Replayer
 
 from codec import data_converter, default_codec
+from settings import workflow_id
 from workflows.complaint import ComplaintWorkflow
 from workflows.forget import ForgetRefusedRun
-from settings import workflow_id
 from workflows.perimeter import for_replay, sandbox_runner
 from workflows.start import ComplaintStart
 
@@ -44,7 +44,7 @@ async def _workflow_id(text: str) -> str:
     [start] = await data_converter(default_codec()).decode(payloads, [ComplaintStart])
     run = start.as_run()
     carried = run.options.resume
-    return workflow_id(run.intake.complaint_id if run.intake else carried.complaint_id)  # type: ignore[union-attr]
+    return workflow_id(run.intake.complaint_id if run.intake else carried.complaint_id)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])

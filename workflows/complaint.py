@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast, get_type_hints
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
@@ -342,7 +342,7 @@ class ComplaintWorkflow:
         """Search attributes (only those that changed, to keep history short) and the UI's details."""
         state = self._current()
         upcoming = state.next_deadline
-        values: list[tuple[object, object]] = [
+        values: list[tuple[SearchAttributeKey[Any], Any]] = [
             (sa.COMPLAINT_STATUS, state.stage.value),
             (sa.COMPLAINT_CHANNEL, state.channel.value),
             (sa.COMPLAINT_SEVERITY, state.severity.value),
@@ -355,11 +355,11 @@ class ComplaintWorkflow:
         ]
         updates = []
         for key, value in values:
-            name = key.name  # type: ignore[attr-defined]
+            name = key.name
             if self._published.get(name, ...) == value:
                 continue
             self._published[name] = value
-            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[attr-defined]
+            updates.append(key.value_unset() if value is None else key.value_set(value))
         if updates:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(details(state))
@@ -381,7 +381,9 @@ class ComplaintWorkflow:
             if self._authenticated:
                 raise ApplicationError("no credential", type="Unauthenticated", non_retryable=True)
             return command.by or "operator"  # a history from before principals: as it was recorded
-        action = workflow.current_update_info().name  # type: ignore[union-attr]
+        update = workflow.current_update_info()
+        assert update is not None, "a decision is made in an update"
+        action = update.name
         customer_id = self._state.customer_id if self._state else self._customer_id
         sender = getattr(command, "sender", None)
         try:

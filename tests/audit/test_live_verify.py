@@ -31,6 +31,7 @@ from settings import workflow_id
 from tests.audit.test_verify import as_superuser, closed_complaint, insert, kinds, rechain, rows, verify
 from tests.principals import SuitePrincipals
 from tests.workflows.driver import Driver
+from workflows.complaint import ComplaintWorkflow
 
 Data = Callable[..., dict[str, Any]]
 ROUNDS = 3
@@ -43,8 +44,8 @@ def drive(dev_server: WorkflowEnvironment, store: PostgresEventStore, dev_worker
 
 async def timeline(drive: Driver, cid: str) -> Timeline:
     """The timeline as an auditor with Temporal reads it: the log's story with verify's verdict."""
-    opener = await CustomerKeyring(drive.store.pool, master_key()).opener()  # type: ignore[attr-defined]
-    verifier = Verifier(drive.store, drive.client, task_queue=drive.task_queue)  # type: ignore[arg-type]
+    opener = await CustomerKeyring(drive.store.pool, master_key()).opener()
+    verifier = Verifier(drive.store, drive.client, task_queue=drive.task_queue)
     return await build_timeline(drive.store, opener, cid, verifier=verifier)
 
 
@@ -62,8 +63,8 @@ async def test_a_run_started_again_under_a_closed_complaints_id_is_not_its_witne
         drive: Driver, intake_data: Data, admin: asyncpg.Connection) -> None:
     data = intake_data()
     cid = await drive.submit(data)
-    await drive.send(cid, "log_message", sender="customer", channel="email", text="where is my parcel?")
-    await drive.send(cid, "withdraw", reason="it came")
+    await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="email", text="where is my parcel?")
+    await drive.send(cid, ComplaintWorkflow.withdraw, reason="it came")
     await drive.finished(cid)
     # The temporal CLI's default id reuse policy allows a new run once the workflow closed: the workflow refuses
     # it, writing nothing. That failed run is now the workflow id's newest.
@@ -105,7 +106,8 @@ async def test_verify_all_is_green_under_live_traffic_and_red_for_a_real_tamper(
 
         async def talk(cid: str) -> None:
             while not stop.is_set():
-                await drive.send(cid, "log_message", sender="customer", channel="email", text=f"message {sent[cid]}")
+                await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="email",
+                                 text=f"message {sent[cid]}")
                 sent[cid] += 1
 
         load = asyncio.gather(*(talk(cid) for cid in busy))
@@ -154,7 +156,7 @@ async def test_an_event_forged_onto_a_running_complaints_tail_is_named_without_w
     [forged] = rechain(cid, [invented], tail[-1]["hash"])
     await as_superuser(admin, insert(forged))
     started = time.monotonic()
-    result = await Verifier(drive.store, drive.client, task_queue=drive.task_queue,  # type: ignore[arg-type]
+    result = await Verifier(drive.store, drive.client, task_queue=drive.task_queue,
                             settle_seconds=120).verify([cid])
     assert kinds(result) == {("unwitnessed_event", forged["sequence"])}
     assert time.monotonic() - started < 60

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -17,9 +17,9 @@ from domain.policies.deadlines import business_days_between
 from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
 from eventlog.keys import OpenComplaints, erase_customer
-from eventlog.keys import CustomerKeyring, master_key
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import invalid, valid
+from workflows.complaint import ComplaintWorkflow
 
 
 @pytest.fixture
@@ -30,25 +30,25 @@ def drive(time_skipping: WorkflowEnvironment, store: PostgresEventStore, worker:
 async def five_paths(drive: Driver, data: Callable[..., Any]) -> dict[str, str]:
     ids = {}
     ids["valid"] = cid = await drive.submit(data())  # ID, social
-    await drive.send(cid, "assess", **valid())
-    await drive.send(cid, "choose_remedy", option_id="B")
+    await drive.send(cid, ComplaintWorkflow.assess, **valid())
+    await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="B")
     await drive.stage(cid, Stage.awaiting_follow_up)
-    await drive.send(cid, "record_follow_up", satisfaction=5)
+    await drive.send(cid, ComplaintWorkflow.record_follow_up, satisfaction=5)
     ids["leaves"] = cid = await drive.submit(data("gym-contract.json"))  # ID, web
-    await drive.send(cid, "assess", **invalid(root_cause="service"))
-    await drive.send(cid, "choose_option", option="leave")
+    await drive.send(cid, ComplaintWorkflow.assess, **invalid(root_cause="service"))
+    await drive.send(cid, ComplaintWorkflow.choose_option, option="leave")
     ids["stays"] = cid = await drive.submit(data("roaming-charges.json"))  # US, phone
-    await drive.send(cid, "assess", **invalid())
-    await drive.send(cid, "choose_option", option="stay")
+    await drive.send(cid, ComplaintWorkflow.assess, **invalid())
+    await drive.send(cid, ComplaintWorkflow.choose_option, option="stay")
     await drive.stage(cid, Stage.awaiting_follow_up)
-    await drive.send(cid, "record_follow_up", satisfaction=2)  # reopened...
-    await drive.send(cid, "assess", **valid(root_cause="product"))
-    await drive.send(cid, "choose_remedy", option_id="A")
+    await drive.send(cid, ComplaintWorkflow.record_follow_up, satisfaction=2)  # reopened...
+    await drive.send(cid, ComplaintWorkflow.assess, **valid(root_cause="product"))
+    await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="A")
     await drive.stage(cid, Stage.awaiting_follow_up)
-    await drive.send(cid, "record_follow_up", satisfaction=3)
+    await drive.send(cid, ComplaintWorkflow.record_follow_up, satisfaction=3)
     ids["withdrawn"] = cid = await drive.submit(data("wrong-size.json"))  # GB, web
-    await drive.send(cid, "withdraw")
-    now = datetime.now(timezone.utc)
+    await drive.send(cid, ComplaintWorkflow.withdraw)
+    now = datetime.now(UTC)
     ids["late"] = await drive.submit(data("unanswered-letter.json", occurred_at=(now - timedelta(days=31)).isoformat(),
                                           received_at=(now - timedelta(days=30)).isoformat()))  # ID, email: breached
     await drive.wait(ids["late"], lambda s: sum(d.breached for d in s.deadlines) == 3)
@@ -87,7 +87,7 @@ async def test_since_keeps_only_complaints_received_from_that_day(drive: Driver,
                                                                   ) -> None:
     ids = await five_paths(drive, intake_data)
     del ids
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     assert render_json(await build_report(drive.store, today - timedelta(days=1)))["complaints"] == 4
     assert render_json(await build_report(drive.store, date(2000, 1, 1)))["complaints"] == 5
 
@@ -102,7 +102,7 @@ async def test_erasure_changes_no_figure(drive: Driver, intake_data: Callable[..
     with pytest.raises(OpenComplaints):
         await erase_customer(eraser_pool, "cust-5521", requested_by="dpo", legal_basis="request")
     assert render_json(await build_report(drive.store)) == before
-    await drive.send(ids["late"], "withdraw")
+    await drive.send(ids["late"], ComplaintWorkflow.withdraw)
     await drive.finished(ids["late"])
     before = render_json(await build_report(drive.store))
     assert await erase_customer(eraser_pool, "cust-5521", requested_by="dpo", legal_basis="request") == 1

@@ -16,10 +16,10 @@ from temporalio.worker import Worker
 from audit.timeline import build_timeline, render_html, render_json, render_text
 from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
-from eventlog.keys import erase_customer
-from eventlog.keys import CustomerKeyring, master_key
+from eventlog.keys import CustomerKeyring, erase_customer, master_key
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
+from workflows.complaint import ComplaintWorkflow
 
 HOSTILE = "<script>alert(1)</script> '; DROP TABLE complaint_events; --\nsecond line"
 
@@ -30,19 +30,21 @@ def drive(time_skipping: WorkflowEnvironment, store: PostgresEventStore, worker:
 
 
 async def story_of(drive: Driver, cid: str) -> Any:
-    opener = await CustomerKeyring(drive.store.pool, master_key()).opener()  # type: ignore[attr-defined]
+    opener = await CustomerKeyring(drive.store.pool, master_key()).opener()
     return await build_timeline(drive.store, opener, cid)
 
 
 async def full_path(drive: Driver, data: dict[str, Any]) -> str:
     cid = await drive.submit(data)
-    await drive.send(cid, "move_offline", rung="email", detail="siti@example.co.id", by="agent:ana")
-    await drive.send(cid, "log_message", sender="customer", channel="email", text=HOSTILE, by="customer")
-    await drive.send(cid, "log_message", sender="agent", channel="email", text="Kami cek dulu, Bu.", by="agent:ana")
-    await drive.send(cid, "assess", **valid())
-    await drive.send(cid, "choose_remedy", option_id="B")
+    await drive.send(cid, ComplaintWorkflow.move_offline, rung="email", detail="siti@example.co.id", by="agent:ana")
+    await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="email", text=HOSTILE,
+                     by="customer")
+    await drive.send(cid, ComplaintWorkflow.log_message, sender="agent", channel="email", text="Kami cek dulu, Bu.",
+                     by="agent:ana")
+    await drive.send(cid, ComplaintWorkflow.assess, **valid())
+    await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="B")
     await drive.stage(cid, Stage.awaiting_follow_up)
-    await drive.send(cid, "record_follow_up", satisfaction=5, comment="Terima kasih")
+    await drive.send(cid, ComplaintWorkflow.record_follow_up, satisfaction=5, comment="Terima kasih")
     await drive.finished(cid)
     return cid
 

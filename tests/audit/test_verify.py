@@ -15,18 +15,19 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.messages import RunOptions
 from audit import bundle as bundles
 from audit import checkpoints as cp
 from audit.verify import Verification, Verifier
 from audit.witness import LOCAL_ACTIVITY_MARKER, witness
-from domain.vocabulary import Stage
 from domain.chain import canonical_bytes, link
+from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
-from tests.workflows.driver import Driver
 from settings import workflow_id
+from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
-from activities.messages import RunOptions
 from worker import build_worker
+from workflows.complaint import ComplaintWorkflow
 
 Data = Callable[..., dict[str, Any]]
 ORIGIN = "complaints.test/log"
@@ -42,19 +43,19 @@ def drive(dev_server: WorkflowEnvironment, store: PostgresEventStore, dev_worker
 async def closed_complaint(drive: Driver, intake_data: Data) -> str:
     """A complaint with a conversation, a verdict, a remedy and a follow-up: 13 events or so."""
     cid = await drive.submit(intake_data())
-    await drive.send(cid, "move_offline", rung="email", detail="siti@example.co.id")
+    await drive.send(cid, ComplaintWorkflow.move_offline, rung="email", detail="siti@example.co.id")
     for n in range(3):
-        await drive.send(cid, "log_message", sender="customer", channel="email", text=f"message {n}")
-    await drive.send(cid, "assess", **valid())
-    await drive.send(cid, "choose_remedy", option_id="A")
+        await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="email", text=f"message {n}")
+    await drive.send(cid, ComplaintWorkflow.assess, **valid())
+    await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="A")
     await drive.stage(cid, Stage.awaiting_follow_up)
-    await drive.send(cid, "record_follow_up", satisfaction=5)
+    await drive.send(cid, ComplaintWorkflow.record_follow_up, satisfaction=5)
     await drive.finished(cid)
     return cid
 
 
 async def verify(drive: Driver, ids: list[str] | None, **kwargs: Any) -> Verification:
-    return await Verifier(drive.store, drive.client, task_queue=drive.task_queue,  # type: ignore[arg-type]
+    return await Verifier(drive.store, drive.client, task_queue=drive.task_queue,
                           **kwargs).verify(ids)
 
 
@@ -114,7 +115,7 @@ async def test_the_history_witnesses_every_append_whichever_way_it_ran(
     async with build_worker(dev_server.client, app_pool, queue, run_options=RunOptions(local_appends=local)):
         drive = Driver(dev_server.client, store, queue)
         cid = await drive.submit(intake_data())
-        await drive.send(cid, "log_message", sender="customer", channel="email", text="still waiting")
+        await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="email", text="still waiting")
         history = await drive.client.get_workflow_handle(workflow_id(cid)).fetch_history()
         markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
                    and e.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER
@@ -179,7 +180,8 @@ async def test_a_deleted_middle_event_renumbered_and_rechained_is_caught(drive: 
     assert ("missing_in_log", stored[-1]["sequence"]) in found
 
 
-async def test_a_whole_deleted_complaint_is_caught_by_witness_and_checkpoint(drive: Driver, intake_data: Data, sealer_pool: asyncpg.Pool,
+async def test_a_whole_deleted_complaint_is_caught_by_witness_and_checkpoint(
+        drive: Driver, intake_data: Data, sealer_pool: asyncpg.Pool,
                                                                              admin: asyncpg.Connection) -> None:
     cid = await closed_complaint(drive, intake_data)
     other = await closed_complaint(drive, intake_data)
@@ -199,9 +201,12 @@ async def test_two_swapped_events_are_caught_at_both_places(drive: Driver, intak
     cid = await closed_complaint(drive, intake_data)
     a, b = [r["sequence"] for r in await rows(admin, cid) if r["type"] == "MessageLogged"][:2]
     await as_superuser(admin,
-                       ("UPDATE complaint_events SET sequence = 999999 WHERE complaint_id = $1 AND sequence = $2", cid, a),
-                       ("UPDATE complaint_events SET sequence = $2 WHERE complaint_id = $1 AND sequence = $3", cid, a, b),
-                       ("UPDATE complaint_events SET sequence = $2 WHERE complaint_id = $1 AND sequence = 999999", cid, b))
+                       ("UPDATE complaint_events SET sequence = 999999 WHERE complaint_id = $1 AND sequence = $2",
+                        cid, a),
+                       ("UPDATE complaint_events SET sequence = $2 WHERE complaint_id = $1 AND sequence = $3",
+                        cid, a, b),
+                       ("UPDATE complaint_events SET sequence = $2 WHERE complaint_id = $1 AND sequence = 999999",
+                        cid, b))
     found = kinds(await verify(drive, [cid]))
     assert {("rewritten_event", a), ("rewritten_event", b), ("hash_mismatch", a), ("hash_mismatch", b)} <= found
 
@@ -233,7 +238,8 @@ async def test_a_withdrawn_published_checkpoint_is_caught(drive: Driver, intake_
     assert [b.kind for b in result.checkpoint_breaks] == ["checkpoint_withdrawn"]
 
 
-async def test_a_checkpoint_signed_with_another_key_is_refused(drive: Driver, intake_data: Data, sealer_pool: asyncpg.Pool) -> None:
+async def test_a_checkpoint_signed_with_another_key_is_refused(drive: Driver, intake_data: Data,
+                                                              sealer_pool: asyncpg.Pool) -> None:
     await closed_complaint(drive, intake_data)
     trusted = cp.signing_key(cp.new_seal_key())
     await cp.seal(sealer_pool, cp.signing_key(cp.new_seal_key()), ORIGIN)
@@ -241,12 +247,13 @@ async def test_a_checkpoint_signed_with_another_key_is_refused(drive: Driver, in
     assert [b.kind for b in result.checkpoint_breaks] == ["checkpoint_signature"]
 
 
-async def test_a_bundle_verifies_offline_and_fails_when_any_byte_changes(drive: Driver, intake_data: Data, sealer_pool: asyncpg.Pool) -> None:
+async def test_a_bundle_verifies_offline_and_fails_when_any_byte_changes(drive: Driver, intake_data: Data,
+                                                                         sealer_pool: asyncpg.Pool) -> None:
     cid = await closed_complaint(drive, intake_data)
     await closed_complaint(drive, intake_data)
     key = cp.signing_key(cp.new_seal_key())
     await cp.seal(sealer_pool, key, ORIGIN)
-    data = (await bundles.export(drive.store.pool, cid)).to_bytes()  # type: ignore[attr-defined]
+    data = (await bundles.export(drive.store.pool, cid)).to_bytes()
     good = bundles.verify(data, cp.public_key_of(key))
     assert good.ok and good.events == len(await drive.store.read(cid)) and good.sealed_upto == good.events
     assert not bundles.verify(data, cp.public_key_of(cp.signing_key(cp.new_seal_key()))).ok
@@ -259,5 +266,5 @@ async def test_a_bundle_verifies_offline_and_fails_when_any_byte_changes(drive: 
 
 async def test_a_bundle_of_a_complaint_never_sealed_says_so(drive: Driver, intake_data: Data) -> None:
     cid = await closed_complaint(drive, intake_data)
-    checked = bundles.verify((await bundles.export(drive.store.pool, cid)).to_bytes())  # type: ignore[attr-defined]
+    checked = bundles.verify((await bundles.export(drive.store.pool, cid)).to_bytes())
     assert not checked.ok and [b.kind for b in checked.breaks] == ["unsealed"]

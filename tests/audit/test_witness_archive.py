@@ -32,6 +32,7 @@ from settings import workflow_id
 from tests.audit.test_verify import as_superuser, closed_complaint, insert, kinds, rechain, rows, verify
 from tests.workflows.driver import Driver
 from worker import build_worker
+from workflows.complaint import ComplaintWorkflow
 
 Data = Callable[..., dict[str, Any]]
 ORIGIN = "complaints.test/log"
@@ -167,7 +168,7 @@ async def test_closed_complaints_are_witnessed_by_their_archives_once_retention_
     # Another key's signature is no better; the log alone (no Temporal) checks the archives too.
     other = cp.verifier_key(ORIGIN, cp.signing_key(cp.new_seal_key()))
     assert ("archive_signature", 0) in broken(await verify(drive, [tail], trusted_public_key=other))[tail]
-    log_only = await Verifier(drive.store, None,  # type: ignore[arg-type]
+    log_only = await Verifier(drive.store, None,
                               trusted_public_key=trusted(seal_key)).verify(None)
     assert broken(log_only) == {tail: found[tail], rewrite: found[rewrite], forged: found[forged]}
 
@@ -227,7 +228,8 @@ async def test_the_runs_before_a_continuation_gone_to_retention_are_witnessed_by
         drive = Driver(dev_server.client, store, queue)
         cid = await drive.submit(intake_data())
         for n in range(40):
-            await drive.send(cid, "log_message", sender="customer", channel="email", text=f"message {n}")
+            await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="email",
+                             text=f"message {n}")
         runs = await store.writer_runs(cid)
         assert len(runs) >= 3, runs
         await retention(drive.client, cid, runs[:-1])

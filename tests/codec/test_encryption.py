@@ -16,6 +16,7 @@ from dev.stack import venv_bin
 from eventlog import PostgresEventStore
 from settings import workflow_id
 from tests.workflows.driver import Driver
+from workflows.complaint import ComplaintWorkflow
 
 
 def plain(text: str) -> Payload:
@@ -73,8 +74,9 @@ def drive(dev_server: WorkflowEnvironment, store: PostgresEventStore, dev_worker
 async def test_the_raw_history_holds_no_personal_data_from_the_intake(drive: Driver, intake_data: Any) -> None:
     data = intake_data()
     cid = await drive.submit(data)
-    await drive.send(cid, "log_message", sender="customer", channel="social", text="Nomor saya 0812-5550-1188")
-    await drive.send(cid, "withdraw")
+    await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="social",
+                     text="Nomor saya 0812-5550-1188")
+    await drive.send(cid, ComplaintWorkflow.withdraw)
     await drive.finished(cid)
     shown = subprocess.run([str(venv_bin("temporal")), "workflow", "show", "--workflow-id", workflow_id(cid),
                             "--output", "json", "--address", drive.client.service_client.config.target_host],

@@ -30,6 +30,7 @@ from identity.client import acting_as
 from settings import workflow_id
 from tests.principals import token
 from tests.workflows.driver import Driver
+from workflows.complaint import ComplaintWorkflow
 
 ROOT = Path(__file__).parent.parent.parent
 Cli = Callable[..., Awaitable[subprocess.CompletedProcess[str]]]
@@ -181,7 +182,7 @@ async def test_every_error_has_one_documented_details_shape(cli: Cli, drive: Dri
     cid = await drive.submit(intake_data())
     handle = drive.client.get_workflow_handle(workflow_id(cid))
     with pytest.raises(WorkflowUpdateFailedError) as rejected:
-        await handle.execute_update("assess", {"verdict": "maybe"})
+        await handle.execute_update("assess", {"verdict": "maybe"})  # raw JSON, as a backend could send it
     cause = rejected.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
     details = errors.details_of(cause.type, cause.details)
@@ -200,12 +201,12 @@ async def test_every_error_has_one_documented_details_shape(cli: Cli, drive: Dri
 
     # A decision that does not fit the stage, and one the caller's role may not make.
     with pytest.raises(starter.DecisionRefused) as refused:
-        await drive.send(cid, "choose_remedy", option_id="A")
+        await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="A")
     assert refused.value.kind == "ComplaintRefused"
     assert errors.details_of(refused.value.kind, refused.value.details) == errors.RefusalDetails(
         stage="awaiting_assessment", reason=refused.value.details[0]["reason"])
     with pytest.raises(starter.DecisionRefused) as forbidden:
-        await drive.send(cid, "close", outcome="resolved", note="n", by="agent:ana")
+        await drive.send(cid, ComplaintWorkflow.close, outcome="resolved", note="n", by="agent:ana")
     assert forbidden.value.kind == "Forbidden"
     assert errors.details_of("Forbidden", forbidden.value.details) == errors.ForbiddenDetails(
         required_roles=["supervisor"])
@@ -256,7 +257,7 @@ async def test_the_readme_names_what_a_raw_start_really_fails_with(drive: Driver
     closed = re.search(r"[^.]*once it is closed[^.]*`(\w+)`[^.]*\.", readme)
     assert closed and closed.group(1) == "ComplaintExists", "the README says what a start after closure does"
     cid = await drive.submit(intake_data())
-    await drive.send(cid, "withdraw")
+    await drive.send(cid, ComplaintWorkflow.withdraw)
     await execution(drive, cid, WorkflowExecutionStatus.COMPLETED)
     log = await drive.store.read(cid)
     again = await drive.client.start_workflow("ComplaintWorkflow", {**intake_data(), "complaint_id": cid},

@@ -19,6 +19,7 @@ from eventlog import PostgresEventStore
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
 from worker import build_worker
+from workflows.complaint import ComplaintWorkflow
 
 
 @pytest.fixture
@@ -37,11 +38,11 @@ async def test_every_line_carries_the_complaint_and_workflow_replay_adds_none(
     async with build_worker(time_skipping.client, app_pool, task_queue, max_cached_workflows=0):
         drive = Driver(time_skipping.client, store, task_queue)
         cid = await drive.submit(intake_data())
-        await drive.send(cid, "log_message", sender="customer", channel="social", text="Halo?")
-        await drive.send(cid, "assess", **valid())
-        await drive.send(cid, "choose_remedy", option_id="A")
+        await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="social", text="Halo?")
+        await drive.send(cid, ComplaintWorkflow.assess, **valid())
+        await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="A")
         await drive.stage(cid, Stage.awaiting_follow_up)
-        await drive.send(cid, "record_follow_up", satisfaction=4)
+        await drive.send(cid, ComplaintWorkflow.record_follow_up, satisfaction=4)
         await drive.finished(cid)
     lines = [json.loads(line) for line in captured.getvalue().splitlines() if line.strip()]
     ours = [line for line in lines if line.get("complaint_id") == cid or cid in json.dumps(line)]

@@ -25,6 +25,7 @@ from settings import TASK_QUEUE
 from tests.principals import token
 from tests.workflows.driver import Driver
 from worker import build_worker
+from workflows.complaint import ComplaintWorkflow
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -70,6 +71,7 @@ async def test_the_temporal_cli_starts_and_drives_a_complaint_from_the_examples(
                                    "complaints", "--workflow-id", f"complaint-{cid}",
                                    "--input-file", "examples/late-delivery.json", *as_("intake", "crm"))
     assert started.returncode == 0, started.stderr
+    # Updates by name throughout this file: the name and the JSON are the contract a backend without this code uses.
     for name in ("move_offline", "log_message", "assess", "choose_remedy"):
         done = await temporal_async(drive, "workflow", "update", "execute", "--workflow-id", f"complaint-{cid}",
                                     "--name", name, "--input-file", f"examples/updates/{name}.json", *as_("agent"))
@@ -206,7 +208,8 @@ async def test_the_cli_cannot_resume_a_forged_state_or_write_into_another_chain(
     state = (await drive.state(victim)).model_dump(mode="json")
     # The victim's id and head, under the victim's workflow id (running: Temporal refuses the start) and under
     # the forger's own: refused either way, the victim's chain untouched.
-    shown = await _start_file(drive, tmp_path, "complaint-FORGER-2", {"intake": {**intake_data(), "complaint_id": victim},
+    shown = await _start_file(drive, tmp_path, "complaint-FORGER-2",
+                              {"intake": {**intake_data(), "complaint_id": victim},
                                                                     "options": {"resume": state}}, *as_("intake", "x"))
     assert "does not belong to complaint" in shown or "InputRefused" in shown, shown
     # A closed state for a new complaint: nothing written, nothing completed as "resolved".
@@ -218,7 +221,7 @@ async def test_the_cli_cannot_resume_a_forged_state_or_write_into_another_chain(
     assert "intake alone" in shown or "invalid" in shown, shown
     assert await drive.store.read(data["complaint_id"]) == [] and await drive.store.read(victim) == before
     # A closed complaint started again by the CLI (whose default policy allows a new run after close).
-    await drive.send(victim, "withdraw")
+    await drive.send(victim, ComplaintWorkflow.withdraw)
     await drive.finished(victim)
     closed_log = await drive.store.read(victim)
     shown = await _start_file(drive, tmp_path, f"complaint-{victim}", {**intake_data(), "complaint_id": victim},

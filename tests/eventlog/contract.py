@@ -6,14 +6,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from domain.chain import ChainHead, Draft, Recorded, chain
 from eventlog import BrokenChain, DivergentHistory, EventStore
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
 def drafts(*labels: str) -> list[Draft]:
@@ -22,8 +22,8 @@ def drafts(*labels: str) -> list[Draft]:
             for label in labels]
 
 
-def records(complaint_id: str, *labels: str, head: ChainHead = ChainHead()) -> list[Recorded]:
-    return chain(head, complaint_id, NOW, drafts(*labels))
+def records(complaint_id: str, *labels: str, head: ChainHead | None = None) -> list[Recorded]:
+    return chain(head or ChainHead(), complaint_id, NOW, drafts(*labels))
 
 
 def new_id() -> str:

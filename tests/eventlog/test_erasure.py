@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -53,7 +53,7 @@ from eventlog.keys import (
 )
 from tests.eventlog.contract import new_id
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 #: Written into every free text: it must not be readable anywhere in the database.
 MARK = "Qx7Mawar"
 

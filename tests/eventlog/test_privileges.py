@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -17,7 +17,7 @@ from eventlog.keys import CustomerKeyring, erase_customer, master_key
 from tests.eventlog.contract import new_id, records
 
 REFUSED = (asyncpg.InsufficientPrivilegeError,)
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture

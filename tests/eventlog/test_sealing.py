@@ -3,7 +3,7 @@ else changes: every hash still verifies, the fold is the same."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -18,11 +18,10 @@ from domain.complaint import fold
 from domain.intake import ComplaintIntake
 from domain.personal import ERASED, is_sealed, open_payload
 from eventlog import PostgresEventStore
-from eventlog.keys import erase_customer
-from eventlog.keys import CustomerErased, CustomerKeyring, SealedFieldError, master_key
+from eventlog.keys import CustomerErased, CustomerKeyring, SealedFieldError, erase_customer, master_key
 from tests.eventlog.contract import new_id
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 SECRET_NAME = "Siti Rahmawati-Unique"
 
 

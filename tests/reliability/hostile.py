@@ -23,7 +23,8 @@ ENUMS = [("channel",), ("severity",), ("jurisdiction",), ("subject", "kind")]
 DATES = [("occurred_at",)]
 MONEY = [("subject", "value", "amount_minor")]
 NOT_STR = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
-                    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+                    st.lists(st.integers(), max_size=2),
+                    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 CONTROL = st.sampled_from([chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), 127, 0x85]])
 LONE_SURROGATE = "\\ud800"  # as JSON text: an escape that decodes to half a character
 

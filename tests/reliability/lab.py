@@ -18,11 +18,11 @@ from pathlib import Path
 from temporalio.client import Client
 
 from codec import data_converter
-from tests.principals import SuitePrincipals
 from codec.encryption import EncryptionCodec, parse_keys
 from dev.stack import Stack, die_with_parent, embedded_stack
 from eventlog import PostgresEventStore
 from eventlog.connect import create_pool
+from tests.principals import SuitePrincipals
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -85,7 +85,8 @@ class Lab:
         return {**os.environ, **self.stack.environment()}
 
     async def add_worker(self) -> WorkerProcess:
-        worker = WorkerProcess(f"w{len(self.workers) + 1}", self.env(), self.root / f"worker{len(self.workers) + 1}.log")
+        name = f"w{len(self.workers) + 1}"
+        worker = WorkerProcess(name, self.env(), self.root / f"worker{len(self.workers) + 1}.log")
         self.workers.append(worker)
         worker.start()
         await worker.started()

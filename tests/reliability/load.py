@@ -23,6 +23,8 @@ from domain import commands as cmd
 from domain.complaint import Complaint
 from domain.vocabulary import Stage
 from eventlog import EventStore
+from tests.workflows.driver import command
+from workflows.complaint import ComplaintWorkflow
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
 INTAKE = ["ComplaintReceived", "SlaDeadlinesSet", "ComplaintAcknowledged"]
@@ -31,7 +33,9 @@ INVALID = ["ComplaintAssessed", "ExplanationGiven", "OptionsOffered"]
 DONE = ["FollowUpRecorded", "ComplaintClosed"]
 FULFILLED = ["RemedyChosen", "RemedyFulfilled", "FollowUpScheduled"]
 
-Step = tuple[str, dict[str, Any]] | tuple[str, Stage]
+#: An update by the workflow's method with its fields, or a step of the script's own: ("wait", stage) until the
+#: complaint gets there, ("burst", {"count": n}) messages sent at once.
+Step = tuple[Callable[..., Any], dict[str, Any]] | tuple[str, dict[str, Any]] | tuple[str, Stage]
 
 
 @dataclass(frozen=True)
@@ -54,46 +58,46 @@ def _assess_invalid() -> dict[str, Any]:
 
 PATHS = [
     Script("valid", "late-delivery.json", [
-        ("move_offline", {"rung": "email", "detail": "load@example.com"}),
-        ("log_message", {"sender": "customer", "channel": "email", "text": "Where is it?"}),
-        ("assess", _assess_valid()),
-        ("choose_remedy", {"option_id": "A"}),
+        (ComplaintWorkflow.move_offline, {"rung": "email", "detail": "load@example.com"}),
+        (ComplaintWorkflow.log_message, {"sender": "customer", "channel": "email", "text": "Where is it?"}),
+        (ComplaintWorkflow.assess, _assess_valid()),
+        (ComplaintWorkflow.choose_remedy, {"option_id": "A"}),
         ("wait", Stage.awaiting_follow_up),
-        ("record_follow_up", {"satisfaction": 5}),
+        (ComplaintWorkflow.record_follow_up, {"satisfaction": 5}),
     ], [*INTAKE, "ContactMoveRequested", "ContactMovedOffline", "ContactMoveRequested", "MessageLogged", *VALID,
         *FULFILLED, *DONE], "resolved"),
     Script("partially_valid", "faulty-kettle.json", [
-        ("assess", {"verdict": "partially_valid", "root_cause": "product", "findings": "Both.",
+        (ComplaintWorkflow.assess, {"verdict": "partially_valid", "root_cause": "product", "findings": "Both.",
                     "sop_reference": "Manual 4"}),
-        ("choose_remedy", {"option_id": "B"}),
+        (ComplaintWorkflow.choose_remedy, {"option_id": "B"}),
         ("wait", Stage.awaiting_follow_up),
-        ("record_follow_up", {"satisfaction": 4}),
+        (ComplaintWorkflow.record_follow_up, {"satisfaction": 4}),
     ], [*INTAKE, "ContactMoveRequested", "ComplaintAssessed", "ApologyIssued", "ExplanationGiven", "RemedyOffered",
         *FULFILLED, *DONE], "resolved"),
     Script("invalid_stays", "roaming-charges.json", [
-        ("assess", _assess_invalid()),
-        ("choose_option", {"option": "stay"}),
+        (ComplaintWorkflow.assess, _assess_invalid()),
+        (ComplaintWorkflow.choose_option, {"option": "stay"}),
         ("wait", Stage.awaiting_follow_up),
-        ("record_follow_up", {"satisfaction": 3}),
+        (ComplaintWorkflow.record_follow_up, {"satisfaction": 3}),
     ], [*INTAKE, *INVALID, "OptionChosen", "FollowUpScheduled", *DONE], "resolved"),
     Script("invalid_leaves", "gym-contract.json", [
-        ("assess", _assess_invalid()),
-        ("choose_option", {"option": "leave"}),
+        (ComplaintWorkflow.assess, _assess_invalid()),
+        (ComplaintWorkflow.choose_option, {"option": "leave"}),
     ], [*INTAKE, "ContactMoveRequested", *INVALID, "OptionChosen", "CustomerChurned", "ComplaintClosed"],
         "customer_left"),
     Script("withdrawn", "wrong-size.json", [
-        ("log_message", {"sender": "customer", "channel": "web", "text": "Found it, sorry."}),
-        ("withdraw", {"reason": "Found it."}),
+        (ComplaintWorkflow.log_message, {"sender": "customer", "channel": "web", "text": "Found it, sorry."}),
+        (ComplaintWorkflow.withdraw, {"reason": "Found it."}),
     ], [*INTAKE, "ContactMoveRequested", "MessageLogged", "ComplaintWithdrawn", "ComplaintClosed"], "withdrawn"),
     Script("reopened", "roaming-charges.json", [
-        ("assess", _assess_invalid()),
-        ("choose_option", {"option": "stay"}),
+        (ComplaintWorkflow.assess, _assess_invalid()),
+        (ComplaintWorkflow.choose_option, {"option": "stay"}),
         ("wait", Stage.awaiting_follow_up),
-        ("record_follow_up", {"satisfaction": 2}),
-        ("assess", _assess_valid("communication")),
-        ("choose_remedy", {"option_id": "A"}),
+        (ComplaintWorkflow.record_follow_up, {"satisfaction": 2}),
+        (ComplaintWorkflow.assess, _assess_valid("communication")),
+        (ComplaintWorkflow.choose_remedy, {"option_id": "A"}),
         ("wait", Stage.awaiting_follow_up),
-        ("record_follow_up", {"satisfaction": 4}),
+        (ComplaintWorkflow.record_follow_up, {"satisfaction": 4}),
     ], [*INTAKE, *INVALID, "OptionChosen", "FollowUpScheduled", "FollowUpRecorded", "ComplaintReopened",
         "SlaDeadlinesReset", *VALID,
         *FULFILLED, *DONE], "resolved"),
@@ -101,7 +105,7 @@ PATHS = [
 
 CHATTY = Script("chatty", "wrong-size.json", [
     ("burst", {"count": 8}),
-    ("withdraw", {"reason": "Sorted."}),
+    (ComplaintWorkflow.withdraw, {"reason": "Sorted."}),
 ], [*INTAKE, "ContactMoveRequested", *["MessageLogged"] * 8, "ComplaintWithdrawn", "ComplaintClosed"], "withdrawn")
 
 # An update whose call timed out (no worker for a while, the log down) is sent again under the same id:
@@ -138,18 +142,20 @@ async def drive_one(client: Client, path: Script, deadline: float) -> Outcome:
     outcome = Outcome(cid, path.name)
     try:
         await persist(lambda: starter.submit(client, intake), deadline)
-        for index, (name, arg) in enumerate(path.steps):
-            if name == "wait":
+        for index, (step, arg) in enumerate(path.steps):
+            if step == "wait":
                 await wait_for(client, cid, lambda s, stage=arg: s.stage is stage, deadline)
                 continue
-            if name == "burst":  # concurrent decisions on one complaint: the workflow serialises them
+            if step == "burst":  # concurrent decisions on one complaint: the workflow serialises them
                 await asyncio.gather(*(persist(
-                    lambda n=n: starter.send(client, cid, "log_message", cmd.LogMessage(
+                    lambda n=n, index=index: starter.send(client, cid, ComplaintWorkflow.log_message, cmd.LogMessage(
                         sender="customer", channel="web", text=f"burst {n}"), idempotency_key=f"{cid}/{index}/{n}"),
                     deadline) for n in range(arg["count"])))
                 continue
-            command = cmd.COMMANDS[name].model_validate(arg)
-            await persist(lambda: starter.send(client, cid, name, command, idempotency_key=f"{cid}/{index}"), deadline)
+            assert not isinstance(step, str) and isinstance(arg, dict), step
+            decision = command(step, **arg)
+            await persist(lambda step=step, decision=decision, index=index: starter.send(
+                client, cid, step, decision, idempotency_key=f"{cid}/{index}"), deadline)
         outcome.final = await wait_for(client, cid, lambda s: s.stage is Stage.closed, deadline)
     except Exception as error:  # noqa: BLE001 - a lost complaint is a finding, not a crash of the load
         outcome.error = f"{type(error).__name__}: {error}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ def write_doc(path: Path = ROOT / "docs" / "reliability.md") -> str:
         "",
         "Written by `make reliability` (RELIABILITY=full: `pytest -m slow tests/reliability`, then this file is",
         "rendered from the figures each scenario recorded in out/reliability/).",
-        f"Run on {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M UTC}, {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}.",
         "",
         "## Faults",
@@ -46,12 +46,14 @@ def write_doc(path: Path = ROOT / "docs" / "reliability.md") -> str:
         "**secrets logged**: the stack's keys and token, and every customer's name, email and phone from",
         "examples/, looked for in every log of the run (workers, Temporal server) and the auditor's output.",
         "",
-        "| fault | scale | complaints | events | lost | duplicated | verify | secrets logged | seconds | what was done |",
+        "| fault | scale | complaints | events | lost | duplicated | verify | secrets logged | seconds "
+        "| what was done |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in faults:
+        secrets = len(r["secrets_in_logs"]) if "secrets_in_logs" in r else "not checked"
         lines.append(f"| {r['fault']} | {'full' if r.get('full') else 'fast'} | {r['complaints']} | {r['events']} | "
-                     f"{r['lost']} | {r['duplicated']} | {r['verify_exit']} | {len(r['secrets_in_logs']) if 'secrets_in_logs' in r else 'not checked'} | "
+                     f"{r['lost']} | {r['duplicated']} | {r['verify_exit']} | {secrets} | "
                      f"{r['seconds']} | {r['notes']} |")
     lines += [
         "",

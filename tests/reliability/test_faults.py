@@ -21,12 +21,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import messages as msg
+from domain.vocabulary import Stage
+from identity.tokens import TrustedIssuers
 from tests.reliability import results
 from tests.reliability.lab import ROOT, Lab, lab
-from domain.vocabulary import Stage
 from tests.reliability.load import CHATTY, EXAMPLES, INTAKE, VALID, Script, run_load, tally
-from identity.tokens import TrustedIssuers
 from worker import build_worker
+from workflows.complaint import ComplaintWorkflow
 
 FULL = results.FULL
 N = 60 if FULL else 12
@@ -149,10 +150,11 @@ async def refusing_provider(request: msg.FulfilmentRequest) -> msg.FulfilmentRec
 
 
 REFUSED = Script("refused_remedy", "late-delivery.json", [
-    ("assess", {"verdict": "valid", "root_cause": "service", "findings": "Late.", "by": "agent:load"}),
-    ("choose_remedy", {"option_id": "A"}),
+    (ComplaintWorkflow.assess,
+     {"verdict": "valid", "root_cause": "service", "findings": "Late.", "by": "agent:load"}),
+    (ComplaintWorkflow.choose_remedy, {"option_id": "A"}),
     ("wait", Stage.escalated),
-    ("close", {"outcome": "resolved", "note": "Voucher issued by hand."}),
+    (ComplaintWorkflow.close, {"outcome": "resolved", "note": "Voucher issued by hand."}),
 ], [*INTAKE, "ContactMoveRequested", *VALID, "RemedyChosen", "RemedyFulfilmentFailed", "ComplaintEscalated",
     "ComplaintClosed"], "resolved")
 

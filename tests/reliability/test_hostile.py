@@ -30,8 +30,9 @@ from eventlog import PostgresEventStore
 from settings import workflow_id
 from tests.reliability import results
 from tests.reliability.hostile import bad_decisions, bad_intakes, generate
-from tests.workflows.driver import Driver
+from tests.workflows.driver import Driver, command
 from worker import build_worker
+from workflows.complaint import ComplaintWorkflow
 
 FULL = results.FULL
 slow_if_full = [pytest.mark.slow] if FULL else []
@@ -102,7 +103,7 @@ async def test_malformed_intakes_through_the_complaints_cli_exit_2_and_start_not
         if cid:
             with pytest.raises(starter.NotFound):
                 await starter.status(drive.client, cid)
-    written = await events_of(drive.store)  # type: ignore[arg-type]
+    written = await events_of(drive.store)
     assert written == 0
     results.record({"input": "intake, complaints CLI", "inputs": len(inputs), "refused": len(inputs) - accepted,
                     "accepted": accepted, "events_written": written})
@@ -130,7 +131,7 @@ async def test_malformed_intakes_started_raw_with_the_temporal_cli_fail_at_once_
         cause = failed.value.cause
         if not (isinstance(cause, ApplicationError) and cause.type in ("InvalidInput", "InvalidComplaint")):
             accepted += 1
-    written = await events_of(drive.store)  # type: ignore[arg-type]
+    written = await events_of(drive.store)
     assert accepted == 0 and written == 0
     results.record({"input": "intake, raw JSON via temporal CLI", "inputs": len(inputs), "refused": len(inputs),
                     "accepted": accepted, "events_written": written})
@@ -147,6 +148,7 @@ async def test_malformed_decisions_sent_raw_to_a_running_complaint_leave_no_trac
     for name, raw in inputs:
         raw_arg = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=raw))
         with pytest.raises(WorkflowUpdateFailedError) as rejected:
+            # By name: the inputs are raw JSON payloads keyed by the contract's update names (examples/updates).
             await handle.execute_update(name, raw_arg)
         cause = rejected.value.cause
         assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput", (name, cause)
@@ -166,9 +168,9 @@ async def test_injection_and_markup_are_stored_verbatim_in_every_free_text_field
     data["subject"]["title"] = "<b>title</b> ' OR 1=1 --"
     data["subject"]["reference"] = "Robert'); DROP TABLE students;--"
     cid = await drive.submit(data)
-    await drive.send(cid, "log_message", sender="customer", channel="social", text=HOSTILE)
-    await drive.send(cid, "assess", verdict="valid", root_cause="service", findings=HOSTILE)
-    await drive.send(cid, "withdraw", reason=HOSTILE)
+    await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="social", text=HOSTILE)
+    await drive.send(cid, ComplaintWorkflow.assess, verdict="valid", root_cause="service", findings=HOSTILE)
+    await drive.send(cid, ComplaintWorkflow.withdraw, reason=HOSTILE)
     await drive.finished(cid)
     opened = await drive.opened(cid)
     assert opened[0]["description"] == HOSTILE + "\nline two"
@@ -199,8 +201,8 @@ async def test_ten_thousand_messages_continue_as_new_and_still_verify(drive: Dri
     cid = await drive.submit(intake_data())
     total, burst = 10_000, 8
     for start in range(0, total, burst):
-        await asyncio.gather(*(starter.send(drive.client, cid, "log_message", starter.parse_command(
-            "log_message", {"sender": "customer", "channel": "social", "text": f"message {n}"}),
+        await asyncio.gather(*(starter.send(drive.client, cid, ComplaintWorkflow.log_message, command(
+            ComplaintWorkflow.log_message, sender="customer", channel="social", text=f"message {n}"),
             idempotency_key=f"{cid}/m{n}") for n in range(start, start + burst)))
     records = await drive.store.read(cid)
     logged = sum(r.type == "MessageLogged" for r in records)

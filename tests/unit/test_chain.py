@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,7 +25,7 @@ from domain.chain import (
     check_chain,
 )
 
-NOW = datetime(2026, 11, 24, 9, 0, 0, 123456, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 9, 0, 0, 123456, tzinfo=UTC)
 
 
 def draft(text: str) -> Draft:
@@ -125,7 +125,7 @@ def test_actor_type_and_schema_version_are_covered_too() -> None:
 
 def test_a_time_without_a_zone_cannot_be_canonicalised() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        canonical_time(datetime(2026, 11, 24, 9, 0))
+        canonical_time(datetime(2026, 11, 24, 9, 0))  # noqa: DTZ001 - a naive time, refused
 
 
 # --- every kind of break --------------------------------------------------------------------------------------

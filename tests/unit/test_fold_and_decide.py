@@ -6,7 +6,7 @@ links them, ``fold`` turns the records into state, and the next decision is take
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,6 @@ from domain.chain import GENESIS, ChainHead, Draft, Recorded, chain, check_chain
 from domain.complaint import Complaint, FoldError, evolve, fold
 from domain.intake import ComplaintIntake
 from domain.policies.remedies import Catalogue
-from tests.unit.samples import INTAKE
 from domain.vocabulary import (
     ChurnCategory,
     CustomerChoice,
@@ -29,8 +28,9 @@ from domain.vocabulary import (
     Stage,
     Verdict,
 )
+from tests.unit.samples import INTAKE
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ACK, ASSESSMENT, FINAL = DeadlineKind.acknowledgement, DeadlineKind.assessment, DeadlineKind.final_response
 
 def intake(**changes: Any) -> ComplaintIntake:
@@ -301,7 +301,7 @@ def test_own_words_replace_the_standard_apology_and_explanation() -> None:
                                              apology="Sorry for the wait.", sop_reference="SOP 9",
                                              explanation="Deliveries to islands take five days."),
                            NOW, quote(state, VALID))
-    assert [e.text for e in events if isinstance(e, ev.ApologyIssued | ev.ExplanationGiven)] == [  # type: ignore[misc]
+    assert [e.text for e in events if isinstance(e, ev.ApologyIssued | ev.ExplanationGiven)] == [
         "Sorry for the wait.", "Deliveries to islands take five days."]
 
 
@@ -454,7 +454,7 @@ def test_a_decision_past_its_time_is_refused_by_the_clock_before_the_timer_recor
     late = story.s.offer.expires_at
     choose = cmd.ChooseRemedy(option_id="A")
     decide.check(story.s, choose, late)  # by the flags alone it still fits: the default is not recorded yet
-    with pytest.raises(decide.Refused, match="the offer expired at .* its default .* applies"):
+    with pytest.raises(decide.Refused, match=r"the offer expired at .* its default .* applies"):
         decide.check(story.s, choose, late, clock=True)
     decide.check(story.s, choose, late - timedelta(microseconds=1), clock=True)
 
@@ -589,7 +589,7 @@ def test_the_clock_warns_then_breaches_then_escalates() -> None:
 def test_a_late_clock_breaches_without_warning_and_warns_what_is_only_near() -> None:
     events = decide.due(Story().s, NOW + timedelta(days=9))
     assert types(events) == ["SlaBreached", "ComplaintEscalated", "SlaWarningRaised"]
-    assert [e.kind for e in events if isinstance(e, ev.SlaBreached | ev.SlaWarningRaised)] == [  # type: ignore[misc]
+    assert [e.kind for e in events if isinstance(e, ev.SlaBreached | ev.SlaWarningRaised)] == [
         ASSESSMENT, FINAL]
 
 

@@ -327,7 +327,7 @@ def test_the_default_remedy_is_not_a_refund(subject: SubjectKind) -> None:
 
 def test_a_payment_complaint_lists_a_refund_first_but_defaults_to_the_next_option() -> None:
     by_kind, default = quote(SubjectKind.payment)
-    assert list(by_kind)[0] is RemedyKind.refund and default is RemedyKind.service_credit
+    assert next(iter(by_kind)) is RemedyKind.refund and default is RemedyKind.service_credit
 
 
 def test_only_a_refund_on_offer_means_a_refund_default() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ ISSUER = "https://idp.example.test"
 CREDENTIAL = hashlib.sha256(b"a token").hexdigest()
 KEY = IssuerKey.generate(ISSUER)
 TRUSTED = TrustedIssuers.of(KEY)
-NOW = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 #: A supervisor's claims, for tokens built by hand rather than by an IssuerKey.
 CLAIMS = {"iss": ISSUER, "sub": "ana", "role": "supervisor", "aud": "complaints",
           "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 600}
@@ -82,9 +82,9 @@ def test_each_role_may_do_exactly_what_the_table_says(role: str, action: str) ->
 
 
 def test_only_a_supervisor_may_close_and_an_auditor_may_decide_nothing() -> None:
-    with pytest.raises(Forbidden, match="agent:ana may not close: it needs the role supervisor$"):
+    with pytest.raises(Forbidden, match=r"agent:ana may not close: it needs the role supervisor$"):
         authorise(principal("agent"), "close", customer_id="C1")
-    with pytest.raises(Forbidden, match="needs the role agent or supervisor or intake$"):
+    with pytest.raises(Forbidden, match=r"needs the role agent or supervisor or intake$"):
         authorise(principal("auditor"), "submit", customer_id="C1")
     with pytest.raises(Forbidden, match=r"needs the role \(none: nobody may\)") as error:
         authorise(principal("supervisor"), "reopen", customer_id="C1")
@@ -251,11 +251,11 @@ def test_a_subject_that_is_not_a_plain_id_is_refused(subject: str) -> None:
 
 
 def test_time_comes_only_from_the_now_it_is_given() -> None:
-    past = datetime(2020, 1, 1, 12, tzinfo=timezone.utc)
+    past = datetime(2020, 1, 1, 12, tzinfo=UTC)
     token = KEY.issue("ana", "agent", now=past)
     assert TRUSTED.verify(token, past).subject == "ana"
     assert TRUSTED.verify(token, past + timedelta(minutes=59)).subject == "ana"
-    assert refusal(token, now=datetime.now(timezone.utc)).startswith("the token expired at 2020-01-01T13:00:00")
+    assert refusal(token, now=datetime.now(UTC)).startswith("the token expired at 2020-01-01T13:00:00")
 
 
 def test_a_list_valued_role_claim_is_refused_as_not_a_role() -> None:
@@ -294,7 +294,7 @@ def test_an_issuer_entry_may_name_its_audience_and_role_claim() -> None:
 
 
 def test_read_names_the_principal_without_checking_signature_or_time() -> None:
-    expired = KEY.issue("ana", "agent", now=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    expired = KEY.issue("ana", "agent", now=datetime(2020, 1, 1, tzinfo=UTC))
     assert refusal(expired).startswith("the token expired")
     assert TRUSTED.read(expired) == Principal(issuer=ISSUER, subject="ana", role=Role.agent,
                                               credential_sha256=hashlib.sha256(expired.encode()).hexdigest())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,8 +12,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from domain.errors import FieldError, field_errors, summary, validate_json
 from domain.intake import CLOCK_SKEW, ComplaintIntake, IntakeTimingError, check_timing
-from tests.unit.samples import INTAKE as SAMPLE
 from domain.values import MAX_LINE_CHARS, MAX_TEXT_BYTES, Actor, ComplaintId, Line, Money, Text, Timestamp
+from tests.unit.samples import INTAKE as SAMPLE
 
 INTAKE = TypeAdapter(ComplaintIntake)
 
@@ -210,12 +210,13 @@ def test_money_reads_in_its_currency() -> None:
 
 def test_a_timestamp_is_normalised_to_utc() -> None:
     moment = TIMESTAMP.validate_python("2026-11-10T09:30:00+07:00")
-    assert moment == datetime(2026, 11, 10, 2, 30, tzinfo=timezone.utc) and moment.tzinfo is timezone.utc
+    assert moment == datetime(2026, 11, 10, 2, 30, tzinfo=UTC) and moment.tzinfo is UTC
     jakarta = datetime(2026, 11, 10, 9, 30, tzinfo=ZoneInfo("Asia/Jakarta"))
     assert TIMESTAMP.validate_python(jakarta) == moment
 
 
-@pytest.mark.parametrize("naive", ["2026-11-10T09:30:00", "2026-11-10", datetime(2026, 11, 10, 9, 30)])
+@pytest.mark.parametrize("naive", ["2026-11-10T09:30:00", "2026-11-10",
+                                   datetime(2026, 11, 10, 9, 30)])  # noqa: DTZ001 - refused
 def test_a_naive_timestamp_is_refused(naive: Any) -> None:
     assert refused(TIMESTAMP, naive) == "must carry a timezone offset"
 
@@ -226,7 +227,7 @@ def test_a_number_is_not_read_as_seconds_since_1970(number: Any) -> None:
 
 
 def test_a_timestamp_lies_between_2000_and_2100_as_an_instant() -> None:
-    assert TIMESTAMP.validate_python("2000-01-01T00:00:00Z") == datetime(2000, 1, 1, tzinfo=timezone.utc)
+    assert TIMESTAMP.validate_python("2000-01-01T00:00:00Z") == datetime(2000, 1, 1, tzinfo=UTC)
     assert TIMESTAMP.validate_python("2099-12-31T23:59:59.999999Z").year == 2099
     for outside in ("1999-12-31T23:59:59.999999Z", "2100-01-01T00:00:00Z", "1970-01-01T00:00:00Z",
                     "2000-01-01T06:00:00+07:00",  # 1999-12-31 23:00 UTC
@@ -241,7 +242,7 @@ def test_a_well_formed_complaint_is_accepted_as_sent() -> None:
     intake = validate_json(INTAKE, json.dumps(VALID))
     assert intake.complaint_id == "C-1001" and intake.customer.id == "cust-4471"
     assert intake.subject.value == Money(amount_minor=45_000_000, currency="IDR")
-    assert intake.occurred_at == datetime(2026, 11, 10, 2, 30, tzinfo=timezone.utc)
+    assert intake.occurred_at == datetime(2026, 11, 10, 2, 30, tzinfo=UTC)
     assert intake.received_at is None
 
 
@@ -338,7 +339,7 @@ def test_field_errors_strip_pydantics_value_error_prefix() -> None:
 
 # --- timing against a clock ---------------------------------------------------------------------------------
 
-OCCURRED = datetime(2026, 11, 10, 2, 30, tzinfo=timezone.utc)
+OCCURRED = datetime(2026, 11, 10, 2, 30, tzinfo=UTC)
 
 
 def timing(intake: ComplaintIntake, now: datetime) -> list[tuple[str, str]]:
@@ -360,7 +361,7 @@ def test_a_complaint_about_the_future_is_refused_beyond_a_little_clock_skew() ->
 
 def test_a_receipt_in_the_future_is_refused() -> None:
     intake = ComplaintIntake.model_validate(with_(received_at="2026-11-12T00:00:00Z"))
-    assert timing(intake, datetime(2026, 11, 11, tzinfo=timezone.utc)) == [("received_at", "is in the future")]
+    assert timing(intake, datetime(2026, 11, 11, tzinfo=UTC)) == [("received_at", "is in the future")]
 
 
 def test_a_matter_more_than_six_years_old_is_too_old() -> None:
@@ -372,7 +373,7 @@ def test_a_matter_more_than_six_years_old_is_too_old() -> None:
 
 def test_a_complaint_received_more_than_a_year_ago_is_too_old_to_enter() -> None:
     intake = ComplaintIntake.model_validate(with_(received_at="2026-11-11T00:00:00Z"))
-    received = datetime(2026, 11, 11, tzinfo=timezone.utc)
+    received = datetime(2026, 11, 11, tzinfo=UTC)
     assert timing(intake, received + timedelta(days=366)) == []
     assert timing(intake, received + timedelta(days=367)) == [("received_at", "is more than a year ago")]
 

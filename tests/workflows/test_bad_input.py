@@ -22,6 +22,7 @@ from eventlog import PostgresEventStore
 from settings import workflow_id
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import invalid, valid
+from workflows.complaint import ComplaintWorkflow
 
 Data = Callable[..., dict[str, Any]]
 
@@ -103,7 +104,7 @@ async def test_submitting_the_same_complaint_twice_returns_the_existing_one(driv
     cid = await drive.submit(data)
     again = await starter.submit(drive.client, starter.parse_intake(json.dumps(data)), task_queue=drive.task_queue)
     assert not again.created and again.workflow_id == workflow_id(cid)
-    await drive.send(cid, "withdraw")
+    await drive.send(cid, ComplaintWorkflow.withdraw)
     await drive.finished(cid)
     closed_again = await starter.submit(drive.client, starter.parse_intake(json.dumps(data)),
                                         task_queue=drive.task_queue)
@@ -112,42 +113,42 @@ async def test_submitting_the_same_complaint_twice_returns_the_existing_one(driv
 
 
 # Commands that do not fit each stage, with the arguments they would otherwise take.
-WRONG: dict[str, list[tuple[str, dict[str, Any]]]] = {
+WRONG: dict[str, list[tuple[Callable[..., Any], dict[str, Any]]]] = {
     "awaiting_assessment": [
-        ("choose_remedy", {"option_id": "A"}),
-        ("choose_option", {"option": "stay"}),
-        ("record_follow_up", {"satisfaction": 5}),
-        ("close", {"outcome": "resolved", "note": "n"}),
-        ("move_offline", {"rung": "email", "detail": "a@example.com"}),  # already on email: not a step up
+        (ComplaintWorkflow.choose_remedy, {"option_id": "A"}),
+        (ComplaintWorkflow.choose_option, {"option": "stay"}),
+        (ComplaintWorkflow.record_follow_up, {"satisfaction": 5}),
+        (ComplaintWorkflow.close, {"outcome": "resolved", "note": "n"}),
+        (ComplaintWorkflow.move_offline, {"rung": "email", "detail": "a@example.com"}),  # on email already: no step up
     ],
     "awaiting_remedy_choice": [
-        ("assess", valid()),
-        ("choose_remedy", {"option_id": "Z"}),
-        ("choose_option", {"option": "leave"}),
-        ("record_follow_up", {"satisfaction": 1}),
+        (ComplaintWorkflow.assess, valid()),
+        (ComplaintWorkflow.choose_remedy, {"option_id": "Z"}),
+        (ComplaintWorkflow.choose_option, {"option": "leave"}),
+        (ComplaintWorkflow.record_follow_up, {"satisfaction": 1}),
     ],
     "awaiting_option_choice": [
-        ("assess", invalid()),
-        ("choose_remedy", {"option_id": "A"}),
-        ("close", {"outcome": "resolved", "note": "n"}),
+        (ComplaintWorkflow.assess, invalid()),
+        (ComplaintWorkflow.choose_remedy, {"option_id": "A"}),
+        (ComplaintWorkflow.close, {"outcome": "resolved", "note": "n"}),
     ],
     "awaiting_follow_up": [
-        ("assess", valid()),
-        ("choose_remedy", {"option_id": "A"}),
-        ("choose_option", {"option": "stay"}),
-        ("extend_deadline", {"reason": "r", "notice": "n"}),  # the final response was already given
+        (ComplaintWorkflow.assess, valid()),
+        (ComplaintWorkflow.choose_remedy, {"option_id": "A"}),
+        (ComplaintWorkflow.choose_option, {"option": "stay"}),
+        (ComplaintWorkflow.extend_deadline, {"reason": "r", "notice": "n"}),  # the final response was already given
     ],
 }
 
 
 async def _reach(drive: Driver, cid: str, stage: str) -> None:
     if stage == "awaiting_remedy_choice":
-        await drive.send(cid, "assess", **valid())
+        await drive.send(cid, ComplaintWorkflow.assess, **valid())
     elif stage == "awaiting_option_choice":
-        await drive.send(cid, "assess", **invalid())
+        await drive.send(cid, ComplaintWorkflow.assess, **invalid())
     elif stage == "awaiting_follow_up":
-        await drive.send(cid, "assess", **valid())
-        await drive.send(cid, "choose_remedy", option_id="A")
+        await drive.send(cid, ComplaintWorkflow.assess, **valid())
+        await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="A")
         await drive.stage(cid, Stage.awaiting_follow_up)
 
 
@@ -159,9 +160,9 @@ async def test_decisions_that_do_not_fit_the_stage_are_refused_without_a_trace(
     cid = await drive.submit(intake_data("wrong-size.json"))  # received by web form: on the email rung
     await _reach(drive, cid, stage)
     before = (await drive.history_length(cid), await drive.types(cid))
-    for name, fields in WRONG[stage]:
+    for update, fields in WRONG[stage]:
         with pytest.raises(starter.DecisionRefused) as refused:
-            await drive.send(cid, name, **fields)
+            await drive.send(cid, update, **fields)
         assert refused.value.kind == "ComplaintRefused"
         assert f"stage {stage}" in str(refused.value)
     assert (await drive.history_length(cid), await drive.types(cid)) == before
@@ -178,7 +179,8 @@ async def test_a_malformed_update_argument_is_rejected_by_name_without_a_trace(r
 
     for bad in ({"satisfaction": "five"}, {"satisfaction": 9}, {"satisfaction": 4, "mood": "fine"}, {}):
         with pytest.raises(WorkflowUpdateFailedError) as rejected:
-            await handle.execute_update("record_follow_up", bad)
+            # A raw dict, not the model (which would refuse it before sending): what an untyped client may send.
+            await handle.execute_update(ComplaintWorkflow.record_follow_up, bad)
         cause = rejected.value.cause
         assert isinstance(cause, ApplicationError) and cause.type == "InvalidInput"
         assert "satisfaction" in cause.message or "mood" in cause.message
@@ -187,8 +189,8 @@ async def test_a_malformed_update_argument_is_rejected_by_name_without_a_trace(r
 
 async def test_a_closed_complaint_takes_no_more_decisions(drive: Driver, intake_data: Data) -> None:
     cid = await drive.submit(intake_data())
-    await drive.send(cid, "withdraw")
+    await drive.send(cid, ComplaintWorkflow.withdraw)
     await drive.finished(cid)
     with pytest.raises(starter.DecisionRefused):
-        await drive.send(cid, "log_message", sender="customer", channel="email", text="Hello?")
+        await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="email", text="Hello?")
     assert (await drive.types(cid))[-1] == "ComplaintClosed"

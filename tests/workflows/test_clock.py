@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -36,6 +36,7 @@ from starter import DecisionRefused
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
 from worker import build_worker
+from workflows.complaint import ComplaintWorkflow
 
 DUE_IN = timedelta(seconds=8)  # the assessment and (in the second test) the final response are due so soon
 Data = Callable[..., dict[str, Any]]
@@ -105,9 +106,9 @@ async def test_a_deadline_is_warned_and_breached_on_time_while_a_quote_is_in_fli
         cid = await drive.submit(intake_data())
         due = (await drive.state(cid)).deadline(DeadlineKind.assessment)
         assert due is not None and due.rule == RULE
-        assessment = asyncio.create_task(drive.send(cid, "assess", **valid()))
+        assessment = asyncio.create_task(drive.send(cid, ComplaintWorkflow.assess, **valid()))
         await asyncio.wait_for(catalogue.started.wait(), 10)
-        assert datetime.now(timezone.utc) < due.warn_at, "the quote began after the warning was due: nothing to show"
+        assert datetime.now(UTC) < due.warn_at, "the quote began after the warning was due: nothing to show"
 
         types = await wait_for_type(drive, cid, "SlaBreached", timeout=DUE_IN.total_seconds() + 10)
         assert not catalogue.finished and not assessment.done()  # warned and breached while the quote was asked
@@ -120,7 +121,7 @@ async def test_a_deadline_is_warned_and_breached_on_time_while_a_quote_is_in_fli
         late = offered.deadline(DeadlineKind.assessment)
         assert late is not None and late.breached and late.met_in_time is False
         await drive.witnesses_agree(cid)
-        await drive.send(cid, "withdraw")
+        await drive.send(cid, ComplaintWorkflow.withdraw)
 
 
 async def test_an_extension_after_its_deadline_is_refused_by_the_clock_before_the_timer_runs(
@@ -131,8 +132,9 @@ async def test_an_extension_after_its_deadline_is_refused_by_the_clock_before_th
         assert due is not None
     # No worker: the deadline passes with no workflow task run, so nothing has recorded the breach when the
     # extension arrives; the next task carries both the timer and the update.
-    await asyncio.sleep(max((due.due_at - datetime.now(timezone.utc)).total_seconds(), 0) + 1)
-    extension = asyncio.create_task(drive.send(cid, "extend_deadline", reason="Waiting for the courier's report.",
+    await asyncio.sleep(max((due.due_at - datetime.now(UTC)).total_seconds(), 0) + 1)
+    extension = asyncio.create_task(drive.send(cid, ComplaintWorkflow.extend_deadline,
+                                               reason="Waiting for the courier's report.",
                                                notice="We need a little more time to check with the courier."))
     await asyncio.sleep(1)  # the update waits at the server for a worker
     async with worker_for():
@@ -148,4 +150,4 @@ async def test_an_extension_after_its_deadline_is_refused_by_the_clock_before_th
     assert "extend_deadline" not in updates  # refused by the validator: no trace in history
     async with worker_for():
         await drive.witnesses_agree(cid)
-        await drive.send(cid, "withdraw")
+        await drive.send(cid, ComplaintWorkflow.withdraw)

@@ -13,13 +13,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities import messages as msg
+from activities.messages import RunOptions
 from domain.vocabulary import Outcome, Stage
 from eventlog import PostgresEventStore
 from settings import workflow_id
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
 from worker import build_worker
-from activities.messages import RunOptions
+from workflows.complaint import ComplaintWorkflow
 
 Data = Callable[..., dict[str, Any]]
 
@@ -33,10 +34,11 @@ async def test_a_long_conversation_continues_as_new_without_changing_log_or_stat
         cid = await drive.submit(intake_data())
         first_run = (await time_skipping.client.get_workflow_handle(workflow_id(cid)).describe()).run_id
         for n in range(30):
-            await drive.send(cid, "log_message", sender="customer", channel="social", text=f"message {n}")
+            await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="social",
+                             text=f"message {n}")
         # Check updates sent while the run hands over are neither lost nor doubled.
-        await asyncio.gather(*(drive.send(cid, "log_message", sender="agent", channel="email", text=f"burst {n}")
-                               for n in range(10)))
+        await asyncio.gather(*(drive.send(cid, ComplaintWorkflow.log_message, sender="agent", channel="email",
+                                          text=f"burst {n}") for n in range(10)))
         state = await drive.witnesses_agree(cid)
         assert state.messages == 40
         texts = [p["text"] for p in await drive.opened(cid) if "sender" in p]
@@ -46,7 +48,7 @@ async def test_a_long_conversation_continues_as_new_without_changing_log_or_stat
                 .fetch_history_events()
                 if e.HasField("workflow_execution_continued_as_new_event_attributes")}
         assert runs, "the first run continued as new"
-        await drive.send(cid, "withdraw")
+        await drive.send(cid, ComplaintWorkflow.withdraw)
         final = await drive.finished(cid)  # follows the runs to the last one
         assert final.stage is Stage.closed and final.messages == 40
         await drive.witnesses_agree(cid)
@@ -79,15 +81,15 @@ async def test_a_remedy_that_cannot_be_fulfilled_escalates_to_a_supervisor(
                             run_options=RunOptions(fulfilment_attempts=3)):
         drive = Driver(time_skipping.client, store, task_queue)
         cid = await drive.submit(intake_data())
-        await drive.send(cid, "assess", **valid())
-        await drive.send(cid, "choose_remedy", option_id="A")
+        await drive.send(cid, ComplaintWorkflow.assess, **valid())
+        await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="A")
         state = await drive.stage(cid, Stage.escalated)
         assert state.remedy_failed and state.escalations  # who and why are sealed (personal): read from the log
         assert [p for p in await drive.opened(cid) if "awaits_supervisor" in p][-1]["to"] == "supervisor"
         assert (await drive.types(cid))[-3:] == ["RemedyChosen", "RemedyFulfilmentFailed", "ComplaintEscalated"]
         if provider is failing_provider:
             assert attempts == [1, 2, 3]
-        await drive.send(cid, "close", outcome="resolved", note="Refunded by hand at the branch.")
+        await drive.send(cid, ComplaintWorkflow.close, outcome="resolved", note="Refunded by hand at the branch.")
         final = await drive.finished(cid)
         assert final.outcome is Outcome.resolved
         await drive.witnesses_agree(cid)

@@ -9,7 +9,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -31,9 +31,10 @@ from identity.client import CredentialInterceptor, acting_as
 from identity.tokens import IssuerKey, TrustedIssuers
 from settings import workflow_id
 from tests.principals import ISSUER, SuitePrincipals, token
-from tests.workflows.driver import Driver
+from tests.workflows.driver import Driver, command
 from tests.workflows.test_paths import valid
 from worker import build_worker
+from workflows.complaint import ComplaintWorkflow
 
 Data = Callable[..., dict[str, Any]]
 ordered: list[msg.FulfilmentRequest] = []
@@ -74,7 +75,7 @@ async def refused_start(client: Client, drive: Driver, wid: str, arg: Any) -> Ap
 
 async def closed_state(drive: Driver, intake_data: Data) -> dict[str, Any]:
     cid = await drive.submit(intake_data())
-    await drive.send(cid, "withdraw", reason="changed my mind")
+    await drive.send(cid, ComplaintWorkflow.withdraw, reason="changed my mind")
     return (await drive.finished(cid)).model_dump(mode="json")
 
 
@@ -94,7 +95,7 @@ async def test_a_start_handing_in_a_closed_state_is_refused_and_writes_nothing(d
 
 async def test_a_forged_fulfilment_state_orders_nothing_from_the_provider(drive: Driver, intake_data: Data) -> None:
     cid = await drive.submit(intake_data())
-    await drive.send(cid, "assess", **valid())
+    await drive.send(cid, ComplaintWorkflow.assess, **valid())
     offered = (await drive.state(cid)).model_dump(mode="json")
     data = intake_data()
     offered["offer"]["options"][0]["value"] = {"amount_minor": 10**12, "currency": "IDR"}
@@ -129,7 +130,7 @@ async def test_another_complaints_state_cannot_be_written_into_its_chain(drive: 
     assert cause.type == "WrongWorkflowId"
     assert await drive.store.read(victim) == before
     # And the victim's own next decision goes through as if nothing happened.
-    assessed = await drive.send(victim, "assess", **valid())
+    assessed = await drive.send(victim, ComplaintWorkflow.assess, **valid())
     assert assessed.stage is Stage.awaiting_remedy_choice
 
 
@@ -143,7 +144,7 @@ async def test_an_intake_under_another_complaints_workflow_id_is_refused(drive: 
 async def test_a_closed_complaint_started_again_is_refused_as_existing(drive: Driver, intake_data: Data) -> None:
     data = intake_data()
     await drive.submit(data)
-    await drive.send(data["complaint_id"], "withdraw")
+    await drive.send(data["complaint_id"], ComplaintWorkflow.withdraw)
     await drive.finished(data["complaint_id"])
     before = await drive.store.read(data["complaint_id"])
     # The temporal CLI's default id reuse policy allows a new run after close; the log does not.
@@ -168,7 +169,7 @@ async def test_a_start_without_a_credential_or_with_the_wrong_role_writes_nothin
         assert cause.type == kind and "submit" in cause.message
         assert await drive.store.read(data["complaint_id"]) == []
     data = intake_data()
-    with acting_as(token("intake", "crm", at=datetime.now(timezone.utc) - timedelta(hours=3))):
+    with acting_as(token("intake", "crm", at=datetime.now(UTC) - timedelta(hours=3))):
         cause = await refused_start(drive.client, drive, workflow_id(data["complaint_id"]), data)
     assert cause.type == "Unauthenticated" and "expired" in cause.message
     assert await drive.store.read(data["complaint_id"]) == []
@@ -185,8 +186,8 @@ def _tampered(good: str) -> str:
 
 
 BAD_CREDENTIALS: list[tuple[str, Callable[[], str], str]] = [
-    ("expired", lambda: token("agent", at=datetime.now(timezone.utc) - timedelta(hours=2)), "expired"),
-    ("not yet valid", lambda: token("agent", at=datetime.now(timezone.utc) + timedelta(hours=2)), "not valid before"),
+    ("expired", lambda: token("agent", at=datetime.now(UTC) - timedelta(hours=2)), "expired"),
+    ("not yet valid", lambda: token("agent", at=datetime.now(UTC) + timedelta(hours=2)), "not valid before"),
     ("tampered payload", lambda: _tampered(token("agent")), "signature"),
     ("wrong signature", lambda: IssuerKey(ISSUER.issuer, IssuerKey.generate("x").private, ISSUER.kid).issue(
         "ana", "supervisor"), "signature"),
@@ -202,7 +203,7 @@ async def test_a_decision_with_a_bad_credential_leaves_no_trace(drive: Driver, i
     cid = await drive.submit(intake_data())
     events, history = await drive.store.read(cid), await drive.history_length(cid)
     with acting_as(make()), pytest.raises(starter.DecisionRefused) as refused:
-        await starter.send(drive.client, cid, "assess", starter.parse_command("assess", valid()))
+        await drive.send(cid, ComplaintWorkflow.assess, **valid())
     assert refused.value.kind == "Unauthenticated" and reason in str(refused.value), str(refused.value)
     assert await drive.store.read(cid) == events and await drive.history_length(cid) == history
 
@@ -213,7 +214,7 @@ async def test_a_decision_without_any_credential_leaves_no_trace(drive: Driver, 
     outsider = await bare_client(drive)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await outsider.get_workflow_handle(workflow_id(cid)).execute_update(
-            "withdraw", {"reason": "as nobody"})
+            ComplaintWorkflow.withdraw, command(ComplaintWorkflow.withdraw, reason="as nobody"))
     assert isinstance(refused.value.cause, ApplicationError) and refused.value.cause.type == "Unauthenticated"
     assert await drive.history_length(cid) == history
 
@@ -223,28 +224,27 @@ async def test_roles_decide_only_what_they_may_and_the_log_names_them(drive: Dri
     cid, customer = await drive.submit(data), data["customer"]["id"]
     history = await drive.history_length(cid)
     forbidden = [
-        (token("customer", customer), "assess", valid(), "agent or supervisor"),
-        (token("auditor", "aud"), "withdraw", {}, "customer or agent or supervisor"),
-        (token("agent", "ana"), "close", {"outcome": "resolved", "note": "n"}, "supervisor"),
-        (token("customer", "someone-else"), "withdraw", {}, "not this complaint's customer"),
-        (token("agent", "ana"), "escalate", {"to": "supervisor", "reason": "r", "by": "supervisor:budi"},
-         "'by' names 'supervisor:budi'"),
-        (token("agent", "ana"), "withdraw", {"by": "system"}, "'by' names 'system'"),
-        (token("customer", customer), "log_message", {"sender": "agent", "channel": "email", "text": "fake"},
-         "customer's own messages"),
+        (token("customer", customer), ComplaintWorkflow.assess, valid(), "agent or supervisor"),
+        (token("auditor", "aud"), ComplaintWorkflow.withdraw, {}, "customer or agent or supervisor"),
+        (token("agent", "ana"), ComplaintWorkflow.close, {"outcome": "resolved", "note": "n"}, "supervisor"),
+        (token("customer", "someone-else"), ComplaintWorkflow.withdraw, {}, "not this complaint's customer"),
+        (token("agent", "ana"), ComplaintWorkflow.escalate,
+         {"to": "supervisor", "reason": "r", "by": "supervisor:budi"}, "'by' names 'supervisor:budi'"),
+        (token("agent", "ana"), ComplaintWorkflow.withdraw, {"by": "system"}, "'by' names 'system'"),
+        (token("customer", customer), ComplaintWorkflow.log_message,
+         {"sender": "agent", "channel": "email", "text": "fake"}, "customer's own messages"),
     ]
-    for credential, name, fields, reason in forbidden:
+    for credential, update, fields, reason in forbidden:
         with acting_as(credential), pytest.raises(starter.DecisionRefused) as refused:
-            await starter.send(drive.client, cid, name, starter.parse_command(name, fields))
-        assert refused.value.kind == "Forbidden" and reason in str(refused.value), (name, str(refused.value))
+            await drive.send(cid, update, **fields)
+        assert refused.value.kind == "Forbidden" and reason in str(refused.value), (
+            starter.update_name(update), str(refused.value))
     assert await drive.history_length(cid) == history
     with acting_as(token("customer", customer)):
-        await starter.send(drive.client, cid, "log_message", starter.parse_command(
-            "log_message", {"sender": "customer", "channel": "email", "text": "Still waiting."}))
+        await drive.send(cid, ComplaintWorkflow.log_message, sender="customer", channel="email", text="Still waiting.")
     with acting_as(token("agent", "ana")):
-        await starter.send(drive.client, cid, "assess", starter.parse_command("assess", valid()))
-        await starter.send(drive.client, cid, "choose_remedy", starter.parse_command("choose_remedy",
-                                                                                       {"option_id": "A"}))
+        await drive.send(cid, ComplaintWorkflow.assess, **valid())
+        await drive.send(cid, ComplaintWorkflow.choose_remedy, option_id="A")
     actors = {r.type: r.actor for r in await drive.store.read(cid)}
     assert actors["ComplaintReceived"].startswith("intake:suite-backend;iss=https://id.complaints.test;cred=")
     assert actors["MessageLogged"].startswith(f"customer:{customer};iss=")
@@ -283,8 +283,8 @@ async def test_a_plaintext_decision_is_refused_and_leaves_no_trace(drive: Driver
     history = await drive.history_length(cid)
     plain = await bare_client(drive, codec=False, principals=True)
     with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await plain.get_workflow_handle(workflow_id(cid)).execute_update(
-            "log_message", {"sender": "customer", "channel": "email", "text": "my card number is ..."})
+        await plain.get_workflow_handle(workflow_id(cid)).execute_update(ComplaintWorkflow.log_message, command(
+            ComplaintWorkflow.log_message, sender="customer", channel="email", text="my card number is ..."))
     assert isinstance(refused.value.cause, ApplicationError) and refused.value.cause.type == "PlaintextRefused"
     assert await drive.history_length(cid) == history
 
@@ -297,7 +297,7 @@ async def test_carried_state_that_is_not_the_logs_head_is_refused(drive: Driver,
     cid = await drive.submit(intake_data())
     head = (await drive.state(cid)).head
     admission = Admission(store, TrustedIssuers.of(ISSUER), msg.RunOptions())
-    request = msg.AdmitRequest(complaint_id=cid, customer_id="c", at=datetime.now(timezone.utc), carried_head=head)
+    request = msg.AdmitRequest(complaint_id=cid, customer_id="c", at=datetime.now(UTC), carried_head=head)
     assert (await ActivityEnvironment().run(admission.admit, request)).refusal is None
     stale = request.model_copy(update={"carried_head": ChainHead(sequence=head.sequence - 1, hash=head.hash)})
     refusal = (await ActivityEnvironment().run(admission.admit, stale)).refusal
