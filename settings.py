@@ -75,6 +75,44 @@ class Settings:
         return value
 
 
+#: The embedded stack's mail server (dev/mailserver.py) listens here unless the port is taken.
+DEV_SMTP_PORT = 8025
+DEFAULT_MAIL_FROM = "Customer care <complaints@complaints.localhost>"
+DEFAULT_MAIL_DOMAIN = "complaints.localhost"
+REPLY_KEY_ENV = "COMPLAINTS_REPLY_KEY"
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """How messages reach customers (activities/channels.py): an SMTP relay (COMPLAINTS_SMTP_HOST, _PORT,
+    _STARTTLS, _USER, _PASSWORD, _TIMEOUT seconds), the sender (COMPLAINTS_MAIL_FROM), the domain of
+    Message-IDs and reply addresses (COMPLAINTS_MAIL_DOMAIN), and the key that signs reply addresses
+    (COMPLAINTS_REPLY_KEY, required to send; COMPLAINTS_REPLY_TTL_DAYS how long one works). The defaults are
+    the embedded stack's mail server. The password and the key never appear in a repr or a log."""
+
+    smtp_host: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_SMTP_HOST", "127.0.0.1"))
+    smtp_port: int = field(default_factory=lambda: _count("COMPLAINTS_SMTP_PORT", DEV_SMTP_PORT))
+    #: Upgrade with STARTTLS (and verify the relay's certificate) before anything is said; refused if it cannot.
+    smtp_starttls: bool = field(default_factory=lambda: _flag("COMPLAINTS_SMTP_STARTTLS"))
+    smtp_user: str | None = field(default_factory=lambda: os.environ.get("COMPLAINTS_SMTP_USER") or None)
+    smtp_password: str | None = field(default_factory=lambda: os.environ.get("COMPLAINTS_SMTP_PASSWORD") or None,
+                                      repr=False)
+    #: Seconds for the connection and for each command (a relay that takes longer is retried later).
+    smtp_timeout: float = field(default_factory=lambda: _seconds("COMPLAINTS_SMTP_TIMEOUT", 30.0))
+    mail_from: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_MAIL_FROM", DEFAULT_MAIL_FROM))
+    mail_domain: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_MAIL_DOMAIN", DEFAULT_MAIL_DOMAIN))
+    reply_key: str | None = field(default_factory=lambda: os.environ.get(REPLY_KEY_ENV) or None, repr=False)
+    reply_ttl_days: int = field(default_factory=lambda: _count("COMPLAINTS_REPLY_TTL_DAYS", 180))
+
+    def reply_key_bytes(self) -> bytes:
+        """The reply key (its UTF-8 bytes), or ValueError saying how to make one."""
+        if not self.reply_key or len(self.reply_key.encode()) < 16:
+            raise ValueError(f"{REPLY_KEY_ENV} is {'too short' if self.reply_key else 'not set'}: at least 16 "
+                             "characters, e.g. python -c \"import secrets;print(secrets.token_urlsafe(32))\" "
+                             "(`make up` makes one for the embedded stack)")
+        return self.reply_key.encode()
+
+
 def _count(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None:
@@ -89,3 +127,16 @@ def _flag(name: str) -> bool:
     if raw not in ("", "0", "1", "true", "false", "yes", "no"):
         raise SystemExit(f"{name} must be 1 or 0, not {raw!r}")
     return raw in ("1", "true", "yes")
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 3600:
+        raise SystemExit(f"{name} must be a number of seconds (above 0, under 3600), not {raw!r}")
+    return value

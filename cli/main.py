@@ -276,6 +276,10 @@ app.command("timeline")(_audit.timeline)
 app.command("report")(_audit.report)
 app.command("archive")(_audit.archive)
 
+from cli.mail import mail as _mail  # noqa: E402  (the embedded stack's mail box, in its own module)
+
+app.command("mail")(_mail)
+
 def main() -> None:
     """The console script. Once the command is done, the process ends without the interpreter's teardown:
     the Temporal SDK's native runtime can crash while Python finalises (seen about once in 35 runs of a

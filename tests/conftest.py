@@ -215,3 +215,24 @@ def token_for() -> Callable[..., str]:
 def issuer() -> Any:
     """The suite's issuer key (its public key is in COMPLAINTS_TRUSTED_ISSUERS for every worker)."""
     return ISSUER
+
+
+@pytest.fixture
+def mail_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The embedded stack's real SMTP server (dev/mailserver.py) on a free port, its Maildir under tmp_path, and
+    the environment pointing at it (COMPLAINTS_SMTP_*, _MAIL_*, _REPLY_KEY, _MAILDIR), so that EmailChannel()
+    sends there. Yields a dev.mailserver.MailServer: .host, .port, .maildir, .messages() (parsed, oldest first),
+    .refuse_next(n), .defer_next(n), .defer_after_storing_next(n)."""
+    import secrets
+
+    from dev.mailserver import mail_server as serving
+
+    for name in ("COMPLAINTS_SMTP_USER", "COMPLAINTS_SMTP_PASSWORD", "COMPLAINTS_MAIL_FROM"):
+        monkeypatch.delenv(name, raising=False)
+    with serving(tmp_path / "mail", port=0) as server:
+        for name, value in {"COMPLAINTS_SMTP_HOST": server.host, "COMPLAINTS_SMTP_PORT": str(server.port),
+                            "COMPLAINTS_SMTP_STARTTLS": "0", "COMPLAINTS_MAIL_DOMAIN": "complaints.localhost",
+                            "COMPLAINTS_REPLY_KEY": secrets.token_urlsafe(32),
+                            "COMPLAINTS_MAILDIR": str(server.maildir)}.items():
+            monkeypatch.setenv(name, value)
+        yield server
