@@ -25,6 +25,8 @@ import logs
 from activities import messages as msg
 from activities.admission import Admission, forget_run
 from activities.calendar import compute_deadlines, plan_follow_up
+from activities.channels import EmailChannel
+from activities.delivery import Delivery
 from activities.eventlog import EventLogActivities
 from activities.remedies import RemedyCatalogue, RemedyLedger
 from codec import connect_temporal, default_codec
@@ -33,7 +35,7 @@ from eventlog.connect import create_pool
 from eventlog.keys import CustomerKeyring, master_key
 from eventlog.migrate import migrate
 from identity.tokens import TrustedIssuers
-from settings import Settings
+from settings import MailSettings, Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.forget import ForgetRefusedRun
 from workflows.perimeter import PerimeterInterceptor, sandbox_runner
@@ -60,6 +62,7 @@ def build_worker(
     remedy_provider: Callable[..., Any] | None = None,
     remedy_catalogue: Callable[..., Any] | None = None,
     regulator_clock: Callable[..., Any] | None = None,
+    mail: MailSettings | None = None,
     master: bytes | None = None,
     issuers: TrustedIssuers | None = None,
     run_options: msg.RunOptions | None = None,
@@ -68,11 +71,13 @@ def build_worker(
 ) -> Worker:
     """``remedy_provider`` replaces the default ledger: any activity named ``fulfil_remedy`` that is
     idempotent per (complaint, offer round, option); ``remedy_catalogue`` the quotes (``quote_remedies``);
-    ``regulator_clock`` the deadlines (``compute_deadlines``: a test's regulator counting in seconds).
+    ``regulator_clock`` the deadlines (``compute_deadlines``: a test's regulator counting in seconds);
+    ``mail`` how messages reach customers (default: the environment's MailSettings).
     ``master`` wraps customer keys (default: COMPLAINTS_MASTER_KEY).
     ``issuers`` (default: COMPLAINTS_TRUSTED_ISSUERS), ``run_options`` and ``allow_plaintext`` (default:
     the environment, see settings.py) are the worker's configuration of the workflow's perimeter."""
     settings = Settings()
+    mailing = mail or MailSettings()
     store = PostgresEventStore(pool)
     keyring = CustomerKeyring(pool, master or master_key())
     trusted = issuers if issuers is not None else TrustedIssuers.parse(settings.trusted_issuers)
@@ -96,6 +101,7 @@ def build_worker(
             plan_follow_up,
             remedy_catalogue or RemedyCatalogue(pool, keyring).quote_remedies,
             remedy_provider or RemedyLedger(pool, keyring).fulfil_remedy,
+            Delivery(store, keyring, EmailChannel(mailing), mailing.mail_domain).deliver_message,
         ],
         interceptors=[LogContextInterceptor(), PerimeterInterceptor(trusted, allow_plaintext=plaintext)],
         workflow_runner=sandbox_runner(),

@@ -9,6 +9,7 @@ under the same names; tests/unit/test_completeness.py checks that each one's sig
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import activity
@@ -26,6 +27,7 @@ QUOTE_REMEDIES = "quote_remedies"
 FULFIL_REMEDY = "fulfil_remedy"
 ADMIT = "admit"
 FORGET_RUN = "forget_run"
+DELIVER_MESSAGE = "deliver_message"
 
 
 class _Message(BaseModel):
@@ -122,9 +124,38 @@ class RunOptions(_Message):
     # so a worker killed between the append and the end of its workflow task re-runs it with a new
     # workflow.now(): the log refuses the different batch at the same place as divergent (docs/benchmarks.md).
     local_appends: bool = False
+    # A message to the customer: with backoff from 2 s to a minute, eight attempts span about four minutes of a
+    # mail relay away; then it is recorded undelivered and a supervisor is told.
+    delivery_attempts: int = Field(default=8, ge=1, le=100)
     #: How long a run refused for plaintext personal data stays in Temporal (for its caller to read why)
     #: before it is deleted.
     refused_run_ttl_seconds: int = Field(default=60, ge=1, le=120)
+
+
+class DeliveryRequest(_Message):
+    """Render the message ``template`` owes the customer (in ``language``, or the nearest the templates have)
+    from the complaint's log, opened with the customer's key, and deliver it. ``key`` names the message within
+    the complaint (its Message-ID derives from it); ``thread`` is the Message-IDs sent before, oldest first."""
+
+    complaint_id: str
+    key: str
+    template: str
+    language: str
+    thread: list[str] = []
+
+
+class DeliveryReport(_Message):
+    """``sent`` by a channel's provider, or ``handed_to_agent`` where no channel reaches the customer. Subject,
+    body and recipient are personal data: the workflow records them in a sealed event, never in a log line."""
+
+    outcome: Literal["sent", "handed_to_agent"]
+    channel: str
+    language: str
+    subject: str
+    body: str
+    recipient: str = ""
+    message_id: str = ""
+    provider_id: str = ""
 
 
 class AdmitRequest(_Message):
@@ -207,3 +238,9 @@ async def quote_remedies(request: QuoteRequest) -> Quote:
 async def fulfil_remedy(request: FulfilmentRequest) -> FulfilmentReceipt:
     """activities/remedies.py: order the chosen remedy from the provider (idempotent per offer and option)."""
     raise _stub(FULFIL_REMEDY)
+
+
+@activity.defn(name=DELIVER_MESSAGE)
+async def deliver_message(request: DeliveryRequest) -> DeliveryReport:
+    """activities/delivery.py: render a message from its template and send it (or hand it to an agent)."""
+    raise _stub(DELIVER_MESSAGE)

@@ -12,10 +12,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from temporalio.client import Client
@@ -204,6 +206,17 @@ async def _complaints(console: Console, env: dict[str, str], *args: str) -> int:
     return await process.wait()
 
 
+def _show_mail(console: Console, messages: list[EmailMessage]) -> None:
+    """What each customer received, as the stack's mail server kept it (in their language)."""
+    table = Table(title="Messages sent to customers (the stack's SMTP server; `complaints mail` shows them)")
+    for column in ("complaint", "language", "subject"):
+        table.add_column(column)
+    for message in messages:
+        table.add_row(escape(str(message["X-Complaint-Id"] or "-")), escape(str(message["Content-Language"] or "-")),
+                      escape(str(message["Subject"] or "")))
+    console.print(table)
+
+
 async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
     from audit import bundle as bundles
     from audit import checkpoints
@@ -250,6 +263,7 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
                                   state.outcome.value if state.outcome else "-", str(state.head.sequence),
                                   state.head.hash[:16])
                 console.print(table)
+                _show_mail(console, stack.mail.messages() if stack.mail else [])
 
                 pool = await create_pool(stack.postgres.app_url, max_size=2)
                 try:

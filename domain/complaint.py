@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domain import events as ev
 from domain.chain import GENESIS, ChainHead, Recorded
-from domain.events import ChoiceOffer, DeadlineState, Escalation, FoldError, FollowUp, Offer
+from domain.events import ChoiceOffer, DeadlineState, Escalation, FoldError, FollowUp, Offer, Outgoing
 from domain.intake import Channel, Jurisdiction, Severity, SubjectKind
 from domain.values import Money
 from domain.vocabulary import (
@@ -30,8 +30,8 @@ from domain.vocabulary import (
 )
 
 # What events leave in the state is defined beside the events, and re-exported here, where readers look for it.
-__all__ = ["ChoiceOffer", "Complaint", "DeadlineState", "Escalation", "FoldError", "FollowUp", "Offer", "evolve",
-           "fold"]
+__all__ = ["ChoiceOffer", "Complaint", "DeadlineState", "Escalation", "FoldError", "FollowUp", "Offer", "Outgoing",
+           "evolve", "fold"]
 
 
 class Complaint(BaseModel):
@@ -81,6 +81,15 @@ class Complaint(BaseModel):
     churn: ChurnCategory | None = None
     outcome: Outcome | None = None
     closed_at: datetime | None = None
+    #: The customer's language once the conversation is open (ConversationOpened); None in older runs.
+    language: str | None = None
+    #: Messages owed and not yet sent or handed over; how many were ever owed (their keys' numbers).
+    outbox: list[Outgoing] = []
+    messages_owed: int = 0
+    #: The Message-IDs sent, in order: the thread a reply refers to.
+    thread: list[str] = []
+    #: Messages handed to an agent to deliver by hand, oldest first.
+    agent_tasks: list[str] = []
     head: ChainHead = ChainHead()
 
     @property

@@ -156,8 +156,10 @@ def outside_text(text: str, limit: int = MAX_OUTSIDE_TEXT) -> str:
 # --- intake ---------------------------------------------------------------------------------------------
 
 
-def receive(intake: ComplaintIntake, now: datetime, schedule: SlaSchedule | None) -> list[ev.Event]:
-    """Received, deadlines set, acknowledged at once; a public or email complaint is asked to move on."""
+def receive(intake: ComplaintIntake, now: datetime, schedule: SlaSchedule | None, *,
+            converse: bool = False) -> list[ev.Event]:
+    """Received, deadlines set, acknowledged at once; a public or email complaint is asked to move on. With
+    ``converse``, the conversation is opened in the customer's language: what they are told is sent."""
     received_at = intake.received_at or now
     found: list[ev.Event] = [
         ev.ComplaintReceived(
@@ -178,6 +180,8 @@ def receive(intake: ComplaintIntake, now: datetime, schedule: SlaSchedule | None
             received_at=received_at,
         )
     ]
+    if converse:
+        found.append(ev.ConversationOpened(language=intake.answer_in))
     respond_by = None
     if schedule is not None:
         found.append(ev.SlaDeadlinesSet(policy=schedule.policy, calendar=schedule.calendar,
@@ -280,6 +284,30 @@ def apologise_for_conduct(state: Complaint, command: cmd.ApologiseForConduct, no
 def choose_remedy(state: Complaint, command: cmd.ChooseRemedy, now: datetime) -> list[ev.Event]:
     check(state, command, now)
     return [ev.RemedyChosen(option_id=command.option_id)]
+
+
+def message_sent(state: Complaint, work: SendMessage, *, channel: str, language: str, recipient: str, subject: str,
+                 body: str, message_id: str, provider_id: str) -> list[ev.Event]:
+    return [ev.MessageSent(key=work.key, template=work.template, channel=channel, language=language,
+                           recipient=recipient, subject=subject, body=body, message_id=message_id,
+                           provider_id=outside_text(provider_id) or message_id)]
+
+
+def message_handed_to_agent(state: Complaint, work: SendMessage, *, channel: str, language: str, subject: str,
+                            body: str) -> list[ev.Event]:
+    return [ev.MessageHandedToAgent(key=work.key, template=work.template, channel=channel, language=language,
+                                    subject=subject, body=body)]
+
+
+def message_failed(state: Complaint, work: SendMessage, reason: str) -> list[ev.Event]:
+    """Refused, or not accepted within the retry budget: the customer has not heard from us, so a supervisor
+    is told; the complaint goes on."""
+    reason = outside_text(reason) or "no reason given"
+    return [
+        ev.MessageDeliveryFailed(key=work.key, template=work.template, channel="email", reason=reason),
+        ev.ComplaintEscalated(to=SUPERVISOR, reason=f"the {work.template.replace('_', ' ')} could not be "
+                                                   f"delivered: {reason}", awaits_supervisor=False),
+    ]
 
 
 def remedy_fulfilled(state: Complaint, reference: str) -> list[ev.Event]:
@@ -413,6 +441,11 @@ def next_wakeup(state: Complaint) -> datetime | None:
     return min(times, default=None)
 
 
+def next_message_at(state: Complaint) -> datetime | None:
+    """When the next message owed is due (the workflow wakes for it when none is being sent)."""
+    return min((o.due_at for o in state.outbox), default=None) if state.is_open else None
+
+
 class Work:
     """Something the system must do through an activity before the complaint can move on."""
 
@@ -427,9 +460,31 @@ class ScheduleFollowUp(Work):
     pass
 
 
+@dataclass(frozen=True)
+class SendMessage(Work):
+    """Deliver a message the process owes the customer (rendered in their language in the activity)."""
+
+    key: str
+    template: str
+
+
 def reset_deadlines(state: Complaint, reopen_count: int, schedule: SlaSchedule) -> list[ev.Event]:
     return [ev.SlaDeadlinesReset(reopen_count=reopen_count, policy=schedule.policy, calendar=schedule.calendar,
                                  deadlines=schedule.deadlines)]
+
+
+def wanted(state: Complaint, work: Work) -> bool:
+    """Whether ``work``, finished, is still to be recorded: its message still owed (sent is sent, even if the
+    complaint closed meanwhile), or it is still the next step."""
+    if isinstance(work, SendMessage):
+        return any(o.key == work.key for o in state.outbox)
+    return next_work(state) == work
+
+
+def next_message(state: Complaint, now: datetime) -> SendMessage | None:
+    """The oldest message owed to the customer that is due by ``now`` (a follow-up waits for its day)."""
+    due = [o for o in state.outbox if o.due_at <= now] if state.is_open else []
+    return SendMessage(key=due[0].key, template=due[0].template) if due else None
 
 
 def next_work(state: Complaint) -> Work | None:

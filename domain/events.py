@@ -116,6 +116,20 @@ class ComplaintReceived(Event):
                 f"They wrote: {self.description}")
 
 
+class ConversationOpened(Event):
+    """From here on, every message the process owes the customer is rendered in their language from the
+    message templates and delivered (MessageSent), or handed to an agent where no channel can carry it. Runs
+    from before the customer channel have no such event, and their messages stay texts in events."""
+
+    language: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"language": self.language}
+
+    def describe(self, at: When) -> str:
+        return f"Messages to the customer are written in their language ({self.language})"
+
+
 class Extension(BaseModel):
     """How a deadline may be extended once, as the rule allows (e.g. OJK: +10 working days with notice)."""
 
@@ -179,6 +193,14 @@ class ComplaintAcknowledged(Event):
     text: str
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
+        if state.language is not None and not state.channel.is_verbal:
+            # Met when the acknowledgement reaches the customer (MessageSent, or an agent delivering it), not
+            # when it is decided. A complaint made by phone or in person was acknowledged in the conversation
+            # itself; its written acknowledgement follows all the same.
+            return {"stage": Stage.awaiting_assessment, "acknowledged_at": at, **owe(state, "acknowledgement", at)}
+        if state.language is not None:
+            return {"stage": Stage.awaiting_assessment, "acknowledged_at": at, **owe(state, "acknowledgement", at),
+                    "deadlines": meet(state.deadlines, DeadlineKind.acknowledgement, at)}
         return {"stage": Stage.awaiting_assessment, "acknowledged_at": at,
                 "deadlines": meet(state.deadlines, DeadlineKind.acknowledgement, at)}
 
@@ -195,7 +217,7 @@ class ContactMoveRequested(Event):
     text: str
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
-        return {"requested_rung": self.to_rung}
+        return {"requested_rung": self.to_rung, **owe(state, "move_request", at)}
 
     def describe(self, at: When) -> str:
         return f"Asked the customer to move from {self.from_rung} to {self.to_rung}: {self.text}"
@@ -236,7 +258,13 @@ class MessageLogged(Event):
     at: datetime
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
-        return {"messages": state.messages + 1}
+        changes: Changes = {"messages": state.messages + 1}
+        if self.sender is Sender.agent and state.agent_tasks:  # the agent delivered the oldest message handed over
+            done, *rest = state.agent_tasks
+            changes["agent_tasks"] = rest
+            if done.startswith("acknowledgement"):
+                changes["deadlines"] = meet(state.deadlines, DeadlineKind.acknowledgement, self.at)
+        return changes
 
     def describe(self, at: When) -> str:
         return f"Message from the {self.sender} by {words(self.channel)} at {at(self.at)}"
@@ -307,7 +335,8 @@ class RemedyOffered(Event):
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
         offer = Offer(options=self.options, default_option=self.default_option, expires_at=self.expires_at)
-        return {"offer": offer, "stage": Stage.awaiting_remedy_choice, **responded(state, at)}
+        return {"offer": offer, "stage": Stage.awaiting_remedy_choice, **responded(state, at),
+                **owe(state, "apology", at)}
 
     def describe(self, at: When) -> str:
         options = "; ".join(f"{o.id}) {o.description}" for o in self.options)
@@ -379,7 +408,7 @@ class OptionsOffered(Event):
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
         offer = ChoiceOffer(options=self.options, default_option=self.default_option, expires_at=self.expires_at)
-        return {"choice_offer": offer, "stage": Stage.awaiting_option_choice}
+        return {"choice_offer": offer, "stage": Stage.awaiting_option_choice, **owe(state, "explanation", at)}
 
     def describe(self, at: When) -> str:
         return (f"Offered the customer to {' or '.join(self.options)} until {at(self.expires_at)} "
@@ -414,7 +443,8 @@ class FollowUpScheduled(Event):
     answer_by: datetime
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
-        return {"follow_up": FollowUp(at=self.at, answer_by=self.answer_by), "stage": Stage.awaiting_follow_up}
+        return {"follow_up": FollowUp(at=self.at, answer_by=self.answer_by), "stage": Stage.awaiting_follow_up,
+                **owe(state, "follow_up", self.at)}
 
     def describe(self, at: When) -> str:
         return f"Follow-up set for {at(self.at)}, answer by {at(self.answer_by)}"
@@ -507,6 +537,74 @@ class ComplaintClosed(Event):
         return f"Closed: {words(self.outcome)}{satisfaction}{'. ' + self.note if self.note else ''}"
 
 
+# --- messages to the customer ---------------------------------------------------------------------------
+
+
+class MessageSent(Event):
+    """A message the process owed the customer, rendered from its template in their language and accepted by
+    the channel's provider. ``message_id`` is deterministic per message, so a retried send is the same mail."""
+
+    personal = ("recipient", "subject", "body")
+
+    key: str
+    template: str
+    channel: str
+    language: str
+    recipient: str
+    subject: str
+    body: str
+    message_id: str
+    provider_id: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        changes: Changes = {"outbox": settled(state, self.key), "thread": [*state.thread, self.message_id]}
+        if self.template == "acknowledgement":
+            changes["deadlines"] = meet(state.deadlines, DeadlineKind.acknowledgement, at)
+        return changes
+
+    def describe(self, at: When) -> str:
+        return (f"Sent the {words(self.template)} by {self.channel} in {self.language} to {self.recipient}: "
+                f"'{self.subject}' ({self.message_id})")
+
+
+class MessageDeliveryFailed(Event):
+    """A message that could not be delivered: refused by the provider, or not accepted within the retry budget."""
+
+    personal = ("reason",)
+
+    key: str
+    template: str
+    channel: str
+    reason: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"outbox": settled(state, self.key)}
+
+    def describe(self, at: When) -> str:
+        return f"The {words(self.template)} could not be delivered by {self.channel}: {self.reason}"
+
+
+class MessageHandedToAgent(Event):
+    """A message no adapter can carry (no email address: a phone, social or in-person complaint): rendered in the
+    customer's language for an agent to deliver, who then logs it (LogMessage from the agent)."""
+
+    personal = ("subject", "body")
+
+    key: str
+    template: str
+    channel: str
+    language: str
+    subject: str
+    body: str
+
+    def apply(self, state: Complaint, at: datetime) -> Changes:
+        return {"outbox": settled(state, self.key), "agent_tasks": [*state.agent_tasks, self.key]}
+
+    def describe(self, at: When) -> str:
+        return (f"No channel carries the {words(self.template)} ({self.channel}): handed to an agent to deliver, in "
+                f"{self.language}: '{self.subject}'")
+
+
 # --- deadlines ------------------------------------------------------------------------------------------
 
 
@@ -544,7 +642,7 @@ class SlaExtended(Event):
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
         return {"deadlines": with_deadline(state.deadlines, self.kind, due_at=self.due_at, warn_at=self.warn_at,
-                                           extended=True, warned=False)}
+                                           extended=True, warned=False), **owe(state, "extension_notice", at)}
 
     def describe(self, at: When) -> str:
         return (f"The {words(self.kind)} deadline was extended from {at(self.previous_due_at)} to {at(self.due_at)}: "
@@ -618,6 +716,29 @@ class Escalation(BaseModel):
     to: str
     reason: str
     at: datetime
+
+
+class Outgoing(BaseModel):
+    """A message the process owes the customer: which template, from when (a follow-up waits for its day)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    template: str
+    due_at: datetime
+
+
+def owe(state: Complaint, template: str, due_at: datetime) -> Changes:
+    """A message owed, once the conversation is open (runs from before it owe nothing: they replay as they ran)."""
+    if state.language is None:
+        return {}
+    number = state.messages_owed + 1
+    return {"outbox": [*state.outbox, Outgoing(key=f"{template}-{number}", template=template, due_at=due_at)],
+            "messages_owed": number}
+
+
+def settled(state: Complaint, key: str) -> list[Outgoing]:
+    return [o for o in state.outbox if o.key != key]
 
 
 def meet(deadlines: list[DeadlineState], kind: DeadlineKind, at: datetime) -> list[DeadlineState]:

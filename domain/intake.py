@@ -101,6 +101,20 @@ class Jurisdiction(StrEnum):
     VN = "VN"
 
 
+#: A BCP 47 language tag as customers' systems send it: a language, optionally a script and a region
+#: ("id", "en-GB", "zh-Hant-TW"). Which languages have messages is the templates' business (adding one is
+#: adding files); a tag with none is answered in the jurisdiction's language.
+Language = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z]{4})?(-(?:[A-Za-z]{2}|[0-9]{3}))?$",
+                                            max_length=16)]
+
+#: The language a complaint is answered in when its intake names none: the jurisdiction's.
+DEFAULT_LANGUAGE: dict[Jurisdiction, str] = {Jurisdiction.ID: "id", Jurisdiction.GB: "en", Jurisdiction.US: "en"}
+
+
+def default_language(jurisdiction: Jurisdiction) -> str:
+    return DEFAULT_LANGUAGE.get(jurisdiction, "en")
+
+
 class ComplaintIntake(BaseModel):
     """A complaint as received. ``received_at`` is when the business first got it (a letter opened last
     week and typed in today still started its regulator's clock last week); it defaults to the start."""
@@ -117,6 +131,14 @@ class ComplaintIntake(BaseModel):
     jurisdiction: Jurisdiction
     occurred_at: Timestamp = Field(description="When the thing complained about happened.")
     received_at: Timestamp | None = None
+    language: Language | None = Field(
+        default=None, description="The customer's language (BCP 47, e.g. 'id', 'en-GB'): every message to them is "
+                                  "written in it. Default: the jurisdiction's (ID: id; GB, US: en).")
+
+    @property
+    def answer_in(self) -> str:
+        """The language the customer is written to in."""
+        return self.language or default_language(self.jurisdiction)
 
     @field_validator("received_at")
     @classmethod

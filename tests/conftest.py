@@ -217,6 +217,25 @@ def issuer() -> Any:
     return ISSUER
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mail_relay(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Every worker the suite starts delivers what the customer is owed: a real SMTP server (the embedded stack's)
+    takes it for the whole session, as a relay would. Tests about mail use ``mail_server``, their own."""
+    import secrets
+
+    from dev.mailserver import mail_server as serving
+
+    with serving(tmp_path_factory.mktemp("mail"), port=0) as server, pytest.MonkeyPatch.context() as env:
+        for name in ("COMPLAINTS_SMTP_USER", "COMPLAINTS_SMTP_PASSWORD", "COMPLAINTS_MAIL_FROM"):
+            env.delenv(name, raising=False)
+        for name, value in {"COMPLAINTS_SMTP_HOST": server.host, "COMPLAINTS_SMTP_PORT": str(server.port),
+                            "COMPLAINTS_SMTP_STARTTLS": "0", "COMPLAINTS_MAIL_DOMAIN": "complaints.localhost",
+                            "COMPLAINTS_REPLY_KEY": secrets.token_urlsafe(32),
+                            "COMPLAINTS_MAILDIR": str(server.maildir)}.items():
+            env.setenv(name, value)
+        yield server
+
+
 @pytest.fixture
 def mail_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The embedded stack's real SMTP server (dev/mailserver.py) on a free port, its Maildir under tmp_path, and

@@ -44,6 +44,9 @@ TRUST_BOUNDARY = "trust-boundary-1"
 #: Runs that carry this marker check the clock in decisions (an expired offer, a passed deadline) and record
 #: what is due first; carry only the state across continue-as-new; and stop retrying what cannot succeed.
 REAL_OPERATIONS = "real-operations-1"
+#: Runs that carry this marker open the conversation in the customer's language: what the process tells the
+#: customer is rendered from templates and sent (or handed to an agent), each as an event.
+CUSTOMER_CHANNEL = "customer-channel-1"
 # Appends wait out a database outage: a complaint must not fail because PostgreSQL restarted.
 APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(seconds=30))
@@ -94,6 +97,7 @@ class ComplaintWorkflow:
         self._complaint_id = run.intake.complaint_id if run.intake else (run.options.resume.complaint_id
                                                                           if run.options.resume else "")
         self._authenticated = False
+        self._converse = False
         self._operations = False
         self._intake_actor = SYSTEM
         # One decision at a time: a handler that awaits an activity holds this, so two updates can never
@@ -104,6 +108,8 @@ class ComplaintWorkflow:
         # REAL_OPERATIONS runs do their work (fulfilment, follow-up dates, reopened deadlines) in a task of
         # its own, so the clock's timers go on firing while an activity is in flight.
         self._working = False
+        self._sending = False  # a message to the customer is being delivered (beside other work, never blocking it)
+        self._message_in_flight: asyncio.Task[None] | None = None
         self._work_failure: BaseException | None = None
         self._work_in_flight: asyncio.Task[None] | None = None
 
@@ -114,6 +120,7 @@ class ComplaintWorkflow:
         if workflow.patched(TRUST_BOUNDARY):
             self._authenticated = True
             self._operations = workflow.patched(REAL_OPERATIONS)
+            self._converse = self._operations and workflow.patched(CUSTOMER_CHANNEL)
             await self._admit(start)
         else:  # a history from before the perimeter: options and state as its input gave them
             self._options = start.as_run().options
@@ -128,7 +135,7 @@ class ComplaintWorkflow:
                 break
             if self._history_is_long():
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked()
-                                              and not self._working)
+                                              and not self._working and not self._sending)
                 workflow.logger.info("continuing as new", extra=self._log_fields())
                 intake = None if self._operations else self._intake  # personal data does not cross runs
                 if self._authenticated:  # only the state crosses; the next run checks it against the log
@@ -138,7 +145,8 @@ class ComplaintWorkflow:
                 workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=intake, options=options)))
             await self._sleep_until_something_changes()
         # Let any update still in flight finish and reply before the run completes.
-        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._working)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._working
+                                      and not self._sending)
         return self._current()
 
     async def _admit(self, start: ComplaintStart) -> None:
@@ -216,7 +224,8 @@ class ComplaintWorkflow:
             )
             sla = decide.SlaSchedule(policy=schedule.policy, calendar=schedule.calendar,
                                      deadlines=schedule.deadlines)
-            await self._record(decide.receive(intake, now, sla), SYSTEM, first_actor=self._intake_actor)
+            await self._record(decide.receive(intake, now, sla, converse=self._converse), SYSTEM,
+                               first_actor=self._intake_actor)
         workflow.logger.info("complaint received", extra=self._log_fields())
 
     async def _act_on_clock_and_work(self) -> None:
@@ -224,7 +233,9 @@ class ComplaintWorkflow:
         if self._work_failure is not None:
             raise self._work_failure  # an activity that can never succeed ends the run, visibly
         while True:
-            work = await self._record_due_then_next_work()
+            work, message = await self._record_due_then_next_work()
+            if message is not None:  # a mail relay away for minutes holds up no fulfilment, and no clock
+                self._message_in_flight = asyncio.create_task(self._send(message))
             if work is None:
                 return
             if self._operations:
@@ -237,9 +248,9 @@ class ComplaintWorkflow:
             # meanwhile. Its outcome is then decided against the state as it is by then.
             await self._perform(work)
 
-    async def _record_due_then_next_work(self) -> decide.Work | None:
-        """Under the lock: record what the clock says is due, until nothing is; then the next piece of work to
-        start, if any (none while one is in flight)."""
+    async def _record_due_then_next_work(self) -> tuple[decide.Work | None, decide.SendMessage | None]:
+        """Under the lock: record what the clock says is due, until nothing is; then the next piece of work and
+        the next message owed to start, if any (none of either while one is in flight)."""
         while True:
             async with self._lock:
                 state = self._current()
@@ -248,15 +259,19 @@ class ComplaintWorkflow:
                     await self._record(due, SYSTEM)
                     continue
                 work = None if self._working else decide.next_work(state)
-                self._working = work is not None
-                return work
+                message = None if self._sending else decide.next_message(state, workflow.now())
+                # Set only when starting: a call while one is in flight must not clear its flag (which would
+                # start the same work again beside it).
+                self._working = self._working or work is not None
+                self._sending = self._sending or message is not None
+                return work, message
 
     async def _perform(self, work: decide.Work) -> None:
         try:
             outcome = await self._do(work)
             async with self._lock:
                 # Decided against the state as it is by then (messages, breaches may have come meanwhile).
-                if decide.next_work(self._current()) == work:
+                if decide.wanted(self._current(), work):
                     await self._record(outcome(self._current()), SYSTEM)
         except Exception as error:
             if not self._operations:
@@ -266,6 +281,18 @@ class ComplaintWorkflow:
             self._working = False
             if self._operations:
                 self._changed = True  # wake the main loop: the work is done (or failed)
+
+    async def _send(self, message: decide.SendMessage) -> None:
+        try:
+            outcome = await self._deliver(message)
+            async with self._lock:
+                if decide.wanted(self._current(), message):
+                    await self._record(outcome(self._current()), SYSTEM)
+        except Exception as error:  # noqa: BLE001 - surfaced by the main loop, as a failed fulfilment is
+            self._work_failure = error
+        finally:
+            self._sending = False
+            self._changed = True
 
     async def _do(self, work: decide.Work) -> Callable[[Complaint], list[Event]]:
         """Run the activity a piece of work needs; return how its result becomes events."""
@@ -296,8 +323,40 @@ class ComplaintWorkflow:
             return lambda current: decide.schedule_follow_up(current, dates.at, dates.answer_by)
         raise TypeError(f"unknown work {work!r}")
 
+    async def _deliver(self, work: decide.SendMessage) -> Callable[[Complaint], list[Event]]:
+        """A message owed to the customer: rendered and sent by an activity (retried with backoff; a refusal is
+        final); what was sent, handed over or refused becomes an event."""
+        state = self._current()
+        assert isinstance(self._options, msg.RunOptions), "only runs with the customer channel send messages"
+        try:
+            report = await workflow.execute_activity(
+                msg.deliver_message,
+                msg.DeliveryRequest(complaint_id=state.complaint_id, key=work.key, template=work.template,
+                                    language=state.language or "en", thread=state.thread),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                                         maximum_interval=timedelta(minutes=1),
+                                         maximum_attempts=self._options.delivery_attempts,
+                                         non_retryable_error_types=["DeliveryRefused"]),
+            )
+        except ActivityError as error:
+            reason = str(error.cause) if error.cause else str(error)
+            workflow.logger.warning("message not delivered", extra={**self._log_fields(), "template": work.template})
+            return lambda current: decide.message_failed(current, work, reason)
+        if report.outcome == "handed_to_agent":
+            return lambda current: decide.message_handed_to_agent(
+                current, work, channel=report.channel, language=report.language, subject=report.subject,
+                body=report.body)
+        return lambda current: decide.message_sent(
+            current, work, channel=report.channel, language=report.language, recipient=report.recipient,
+            subject=report.subject, body=report.body, message_id=report.message_id, provider_id=report.provider_id)
+
     async def _sleep_until_something_changes(self) -> None:
-        wakeup = decide.next_wakeup(self._current())
+        state = self._current()
+        wakeup = decide.next_wakeup(state)
+        owed = None if self._sending else decide.next_message_at(state)  # one in flight wakes the loop when done
+        if owed is not None:
+            wakeup = min(wakeup, owed) if wakeup is not None else owed
         timeout = max(wakeup - workflow.now(), timedelta(0)) if wakeup else None
         try:
             await workflow.wait_condition(lambda: self._changed or self._history_is_long(), timeout=timeout)

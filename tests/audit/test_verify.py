@@ -122,7 +122,7 @@ async def test_the_history_witnesses_every_append_whichever_way_it_ran(
                    and b'"append_events"' in e.marker_recorded_event_attributes.details["data"].payloads[0].data]
         scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
                      if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
-        appends = 2  # the intake batch, then the message
+        appends = 4  # the intake batch, the acknowledgement and the move request sent, then the message logged
         assert (len(markers), scheduled.count("append_events")) == ((appends, 0) if local else (0, appends))
         seen = await witness(drive.client, cid)
         assert seen.records == {r.sequence: r for r in await drive.store.read(cid)}

@@ -37,6 +37,8 @@ WHO_HOLDS: dict[str, set[str]] = {
     "COMPLAINTS_CODEC_KEYS": {"worker", "codec"},
     "COMPLAINTS_CODEC_TOKEN": {"codec"},
     "TEMPORAL_AUTH_CLIENT_SECRET": {"temporal-ui"},
+    "COMPLAINTS_SMTP_PASSWORD": {"worker"},
+    "COMPLAINTS_REPLY_KEY": {"worker"},
 }
 #: Every published port, and the only way it may be written: on the operator's bind address, 127.0.0.1 unless
 #: .env says otherwise.
@@ -160,7 +162,8 @@ def test_every_secret_comes_from_an_uncommitted_env_file_with_a_committed_exampl
         lines = example[:example.index(f"\n{name}=")].splitlines()
         comment = "\n".join(lines[len(lines) - next(i for i, line in enumerate(reversed(lines))
                                                     if not line.startswith("#")):])
-        assert re.search(r"openssl rand|python -c|identity provider", comment), f"{name}: say how to get it"
+        assert re.search(r"openssl rand|python -c|identity provider|mail provider", comment), \
+            f"{name}: say how to get it"
     assert documented["BIND_ADDRESS"] == "127.0.0.1"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
     tracked = subprocess.run(["git", "ls-files", ".env"], cwd=ROOT, capture_output=True, text=True).stdout

@@ -158,7 +158,7 @@ def implementations() -> dict[str, Any]:
 def test_every_activity_the_workflow_calls_is_implemented_with_its_stubs_signature() -> None:
     assert {activity._Definition.must_from_callable(s).name for s in STUBS} == {
         msg.ADMIT, msg.FORGET_RUN, msg.APPEND_EVENTS, msg.COMPUTE_DEADLINES, msg.PLAN_FOLLOW_UP,
-        msg.QUOTE_REMEDIES, msg.FULFIL_REMEDY}
+        msg.QUOTE_REMEDIES, msg.FULFIL_REMEDY, msg.DELIVER_MESSAGE}
     registered = implementations()
     for stub in STUBS:
         name = activity._Definition.must_from_callable(stub).name

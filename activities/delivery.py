@@ -1,0 +1,161 @@
+"""Delivering what the process owes the customer: the complaint's log, opened with the customer's key, gives
+the words (name, title, the agent's own apology, the remedies as quoted); the message templates give the
+language; a channel adapter carries it. Where no adapter can reach the customer (no email address: a phone,
+social or in-person complaint), the rendered message is handed to an agent.
+
+Nothing personal is logged here: the report goes back to the workflow, which records it in a sealed event."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import messages as msg
+from activities import templates
+from activities.channels import ChannelAdapter, DeliveryDeferred, DeliveryRefused, Outbound, message_id
+from activities.eventlog import unavailable
+from domain import events as ev
+from domain import texts
+from domain.chain import Recorded
+from domain.complaint import Complaint, fold
+from domain.intake import default_language
+from domain.personal import ERASED, SEALED_PREFIX, SealedFieldError, is_sealed, open_payload
+from domain.vocabulary import DeadlineKind, Rung
+from eventlog import EventStore
+from eventlog.connect import CONNECTION_ERRORS
+from eventlog.keys import CustomerKeyring
+from logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Delivery:
+    """``channel`` carries email (the SMTP adapter by default); ``page_url``, when set, is where the customer's
+    own page is (a later part of the customer channel): the templates link to it."""
+
+    def __init__(self, store: EventStore, keyring: CustomerKeyring, channel: ChannelAdapter, mail_domain: str,
+                 page_url: str | None = None) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.channel = channel
+        self.mail_domain = mail_domain
+        self.page_url = page_url
+
+    @activity.defn(name=msg.DELIVER_MESSAGE)
+    async def deliver_message(self, request: msg.DeliveryRequest) -> msg.DeliveryReport:
+        try:
+            records = await self.store.read(request.complaint_id)
+            story = await self._opened(request.complaint_id, records)
+        except CONNECTION_ERRORS as error:
+            raise unavailable(activity.info().attempt, error) from None
+        except SealedFieldError as error:
+            raise ApplicationError(str(error), type="SealedFieldError", non_retryable=True) from None
+        state = fold(records)
+        if state is None:
+            raise ApplicationError(f"complaint {request.complaint_id} is not in the log", type="NotFound",
+                                   non_retryable=True)
+        language = templates.language_for(request.language, default_language(state.jurisdiction))
+        try:
+            rendered = templates.render(request.template, language, self._variables(request.template, state, story))
+        except templates.RenderError as error:  # the same inputs would fail the same way: a person must look
+            raise ApplicationError(str(error), type="RenderError", non_retryable=True) from None
+        address = _email_address(story)
+        if address is None:
+            return msg.DeliveryReport(outcome="handed_to_agent", channel=state.rung.value, language=rendered.language,
+                                      subject=rendered.subject, body=rendered.body)
+        outbound = Outbound(complaint_id=state.complaint_id,
+                            message_id=message_id(state.complaint_id, request.key, self.mail_domain), to=address,
+                            subject=rendered.subject, body=rendered.body, language=rendered.language,
+                            in_reply_to=request.thread[-1] if request.thread else None, references=request.thread)
+        try:
+            delivered = await self.channel.send(outbound)
+        except DeliveryRefused as refused:
+            log.warning("message refused", complaint_id=state.complaint_id, template=request.template)
+            raise ApplicationError(str(refused), type="DeliveryRefused", non_retryable=True) from None
+        except DeliveryDeferred as deferred:
+            log.info("message deferred", complaint_id=state.complaint_id, template=request.template,
+                     attempt=activity.info().attempt)
+            raise ApplicationError(str(deferred), type="DeliveryDeferred") from None
+        log.info("message sent", complaint_id=state.complaint_id, template=request.template, language=language)
+        return msg.DeliveryReport(outcome="sent", channel=self.channel.name, language=rendered.language,
+                                  subject=rendered.subject, body=rendered.body, recipient=address,
+                                  message_id=outbound.message_id, provider_id=delivered.provider_id)
+
+    async def _opened(self, complaint_id: str, records: list[Recorded]) -> list[ev.Event]:
+        """The complaint's events as the customer's own words: personal fields opened ([erased] if erased)."""
+        key_ids = {value.removeprefix(SEALED_PREFIX).partition(":")[0]
+                   for record in records for value in record.payload.values()
+                   if isinstance(value, str) and is_sealed(value)}
+        opener = await self.keyring.opener(key_ids)
+        return [ev.parse_event(r.type, r.schema_version, open_payload(r.type, r.payload, complaint_id, r.sequence,
+                                                                      opener))
+                for r in records]
+
+    def _variables(self, template: str, state: Complaint, story: list[ev.Event]) -> dict[str, Any]:
+        received = _last(story, ev.ComplaintReceived)
+        assert received is not None
+
+        def local(moment: datetime) -> datetime:
+            return moment.astimezone(state.local_zone)
+
+        common: dict[str, Any] = {"customer_name": received.customer_name, "complaint_id": state.complaint_id,
+                                  "subject_title": received.subject_title, "page_url": self.page_url}
+        match template:
+            case "acknowledgement":
+                final = state.deadline(DeadlineKind.final_response)
+                return {**common, "channel": state.channel.value,
+                        "respond_by": local(final.due_at) if final is not None else None}
+            case "move_request":
+                asked = _last(story, ev.ContactMoveRequested)
+                return {**common, "to_rung": (asked.to_rung if asked else Rung.email).value}
+            case "apology":
+                apology, offered = _last(story, ev.ApologyIssued), _last(story, ev.RemedyOffered)
+                assert offered is not None
+                standard = texts.apology(received.subject_title)
+                own = apology.text if apology is not None and apology.text != standard else None
+                return {**common, "apology_text": own,
+                        "options": [{"id": o.id, "kind": o.kind.value, "description": o.description,
+                                     "value": {"amount_minor": o.value.amount_minor, "currency": o.value.currency}}
+                                    for o in offered.options],
+                        "default_option": offered.default_option, "expires_at": local(offered.expires_at)}
+            case "explanation":
+                explained, assessed = _last(story, ev.ExplanationGiven), _last(story, ev.ComplaintAssessed)
+                offer = state.choice_offer
+                assert explained is not None and assessed is not None and offer is not None
+                standard = texts.explanation(explained.sop_reference, assessed.clause)
+                return {**common, "sop_reference": explained.sop_reference, "clause": _readable(assessed.clause),
+                        "explanation_text": explained.text if explained.text != standard else None,
+                        "default_option": offer.default_option.value, "expires_at": local(offer.expires_at)}
+            case "follow_up":
+                assert state.follow_up is not None
+                return {**common, "answer_by": local(state.follow_up.answer_by)}
+            case "extension_notice":
+                extended = _last(story, ev.SlaExtended)
+                assert extended is not None
+                return {**common, "notice": extended.notice, "due_at": local(extended.due_at)}
+        raise ApplicationError(f"no message template {template!r}", type="UnknownTemplate", non_retryable=True)
+
+
+E = TypeVar("E", bound=ev.Event)
+
+
+def _last(story: list[ev.Event], kind: type[E]) -> E | None:
+    return next((e for e in reversed(story) if isinstance(e, kind)), None)
+
+
+def _readable(value: str | None) -> str | None:
+    return None if value in (None, ERASED) else value
+
+
+def _email_address(story: list[ev.Event]) -> str | None:
+    """Where the customer reads email: the address they moved the conversation to last, else the intake's."""
+    for event in reversed(story):
+        if isinstance(event, ev.ContactMovedOffline) and event.rung is Rung.email and event.detail != ERASED:
+            return event.detail
+    received = _last(story, ev.ComplaintReceived)
+    email = received.contact_email if received else None
+    return email if email not in (None, ERASED) else None
+
