@@ -59,7 +59,8 @@ class Delivery:
                                    non_retryable=True)
         language = templates.language_for(request.language, default_language(state.jurisdiction))
         try:
-            rendered = templates.render(request.template, language, self._variables(request.template, state, story))
+            variables = self._variables(request.template, state, story, request.about)
+            rendered = templates.render(request.template, language, variables)
         except templates.RenderError as error:  # the same inputs would fail the same way: a person must look
             raise ApplicationError(str(error), type="RenderError", non_retryable=True) from None
         address = _email_address(story)
@@ -94,7 +95,8 @@ class Delivery:
                                                                       opener))
                 for r in records]
 
-    def _variables(self, template: str, state: Complaint, story: list[ev.Event]) -> dict[str, Any]:
+    def _variables(self, template: str, state: Complaint, story: list[ev.Event], about: str | None
+                   ) -> dict[str, Any]:
         received = _last(story, ev.ComplaintReceived)
         assert received is not None
 
@@ -110,7 +112,7 @@ class Delivery:
                         "respond_by": local(final.due_at) if final is not None else None}
             case "move_request":
                 asked = _last(story, ev.ContactMoveRequested)
-                return {**common, "to_rung": (asked.to_rung if asked else Rung.email).value}
+                return {**common, "to_rung": about or (asked.to_rung if asked else Rung.email).value}
             case "apology":
                 apology, offered = _last(story, ev.ApologyIssued), _last(story, ev.RemedyOffered)
                 assert offered is not None

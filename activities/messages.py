@@ -142,6 +142,8 @@ class DeliveryRequest(_Message):
     template: str
     language: str
     thread: list[str] = []
+    #: What the message is about, where its template needs it (the rung a move request asks for).
+    about: str | None = None
 
 
 class DeliveryReport(_Message):

@@ -466,6 +466,7 @@ class SendMessage(Work):
 
     key: str
     template: str
+    about: str | None = None
 
 
 def reset_deadlines(state: Complaint, reopen_count: int, schedule: SlaSchedule) -> list[ev.Event]:
@@ -484,7 +485,7 @@ def wanted(state: Complaint, work: Work) -> bool:
 def next_message(state: Complaint, now: datetime) -> SendMessage | None:
     """The oldest message owed to the customer that is due by ``now`` (a follow-up waits for its day)."""
     due = [o for o in state.outbox if o.due_at <= now] if state.is_open else []
-    return SendMessage(key=due[0].key, template=due[0].template) if due else None
+    return SendMessage(key=due[0].key, template=due[0].template, about=due[0].about) if due else None
 
 
 def next_work(state: Complaint) -> Work | None:

@@ -217,7 +217,7 @@ class ContactMoveRequested(Event):
     text: str
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
-        return {"requested_rung": self.to_rung, **owe(state, "move_request", at)}
+        return {"requested_rung": self.to_rung, **owe(state, "move_request", at, about=self.to_rung.value)}
 
     def describe(self, at: When) -> str:
         return f"Asked the customer to move from {self.from_rung} to {self.to_rung}: {self.text}"
@@ -726,14 +726,17 @@ class Outgoing(BaseModel):
     key: str
     template: str
     due_at: datetime
+    #: What the message is about when its template needs it: the rung a move request asks for.
+    about: str | None = None
 
 
-def owe(state: Complaint, template: str, due_at: datetime) -> Changes:
+def owe(state: Complaint, template: str, due_at: datetime, about: str | None = None) -> Changes:
     """A message owed, once the conversation is open (runs from before it owe nothing: they replay as they ran)."""
     if state.language is None:
         return {}
     number = state.messages_owed + 1
-    return {"outbox": [*state.outbox, Outgoing(key=f"{template}-{number}", template=template, due_at=due_at)],
+    owed = Outgoing(key=f"{template}-{number}", template=template, due_at=due_at, about=about)
+    return {"outbox": [*state.outbox, owed],
             "messages_owed": number}
 
 

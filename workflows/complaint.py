@@ -332,7 +332,7 @@ class ComplaintWorkflow:
             report = await workflow.execute_activity(
                 msg.deliver_message,
                 msg.DeliveryRequest(complaint_id=state.complaint_id, key=work.key, template=work.template,
-                                    language=state.language or "en", thread=state.thread),
+                                    language=state.language or "en", thread=state.thread, about=work.about),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                                          maximum_interval=timedelta(minutes=1),

@@ -144,3 +144,14 @@ async def test_with_no_email_address_an_agent_is_handed_the_message_and_deliveri
     assert state.deadline(DeadlineKind.acknowledgement).met_at is not None  # type: ignore[union-attr]
     await drive.witnesses_agree(cid)
     await drive.send(cid, ComplaintWorkflow.withdraw)
+
+
+async def test_each_move_request_asks_for_its_own_rung(drive: Driver, intake_data: Data,
+                                                        mail_server: MailServer) -> None:
+    cid = await drive.submit(intake_data("late-delivery.json"))  # public: asked to move to email
+    await drive.send(cid, ComplaintWorkflow.move_offline, rung="email", detail="siti.rahma@example.co.id")
+    requests = [p for p in await drive.opened(cid) if p.get("template") == "move_request"]
+    asked = [e for e in await drive.opened(cid) if "to_rung" in e]
+    assert [e["to_rung"] for e in asked] == ["email", "phone"] and len(requests) == 2
+    assert requests[0]["subject"] != requests[1]["subject"]  # "continue by email", then "may we call you?"
+    await drive.send(cid, ComplaintWorkflow.withdraw)
