@@ -24,7 +24,7 @@ from domain.complaint import Complaint, fold
 from domain.intake import default_language
 from domain.personal import ERASED, SEALED_PREFIX, SealedFieldError, is_sealed, open_payload
 from domain.vocabulary import DeadlineKind, Rung
-from eventlog import EventStore
+from eventlog import EventLogUnavailable, EventStore
 from eventlog.connect import CONNECTION_ERRORS
 from eventlog.keys import CustomerKeyring
 from logs import get_logger
@@ -49,6 +49,8 @@ class Delivery:
         try:
             records = await self.store.read(request.complaint_id)
             story = await self._opened(request.complaint_id, records)
+        except EventLogUnavailable as error:  # waited out, in one line, as an append waits it out
+            raise unavailable(activity.info().attempt, error) from None
         except CONNECTION_ERRORS as error:
             raise unavailable(activity.info().attempt, error) from None
         except SealedFieldError as error:

@@ -105,5 +105,10 @@ def details(state: Complaint) -> str:
     if state.outcome:
         lines.append(f"**Outcome:** {state.outcome.value}")
     lines.append(f"**Contact:** {state.rung.value}; {state.messages} message(s) logged")
+    if state.agent_tasks:  # no channel reaches the customer: an agent delivers these and logs it
+        owed = ", ".join(key.rsplit("-", 1)[0].replace("_", " ") for key in state.agent_tasks)
+        lines.append(f"**Awaiting an agent:** deliver by {state.rung.value} and log it: {owed}")
+    if state.language is not None:
+        lines.append(f"**Messages:** in {state.language}; {len(state.thread)} sent, {len(state.outbox)} owed")
     lines.append(f"**Chain head:** #{state.head.sequence} `{state.head.hash[:16]}`")
     return "\n\n".join(lines)

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities import messages as msg
 from dev.mailserver import MailServer
 from domain.personal import is_sealed
+from domain.summary import details
 from domain.vocabulary import DeadlineKind, Stage
 from eventlog import PostgresEventStore
 from identity.reply_tokens import verify
@@ -137,6 +138,7 @@ async def test_with_no_email_address_an_agent_is_handed_the_message_and_deliveri
     state = await drive.state(cid)
     assert state.agent_tasks and state.deadline(DeadlineKind.acknowledgement).met_at is None  # type: ignore[union-attr]
     assert mail_server.messages() == []
+    assert "**Awaiting an agent:** deliver by public and log it: acknowledgement, move request" in details(state)
     await drive.send(cid, ComplaintWorkflow.log_message, sender="agent", channel="social",
                      text="Replied publicly: thanked them, complaint received, asked for a private channel.")
     state = await drive.state(cid)
