@@ -384,3 +384,21 @@ def test_the_static_summary_names_the_case_without_personal_data() -> None:
     text = static_summary(ComplaintIntake.model_validate(VALID))
     assert text == "Late delivery · order 8812 · social · high · ID · C-1001"
     assert "Siti" not in text and "@" not in text
+
+
+@pytest.mark.parametrize("language", ["english please", "id_ID", "x", "en-" + "A" * 20, "id\nSubject: forged",
+                                      "../../etc", "en-GB-oxendict-extra", 42])
+def test_a_language_that_is_not_a_bcp47_tag_is_refused_by_name(language: Any) -> None:
+    """The language picks template folders: anything but a plain tag (a path, a header, a giant) is refused."""
+    with pytest.raises(ValidationError) as refusal:
+        ComplaintIntake.model_validate({**SAMPLE, "language": language})
+    assert [e.field for e in field_errors(refusal.value)] == ["language"]
+
+
+@pytest.mark.parametrize(("language", "jurisdiction", "answered_in"),
+                         [(None, "ID", "id"), (None, "GB", "en"), (None, "US", "en"), (None, "FR", "en"),
+                          ("en-GB", "ID", "en-GB"), ("id", "GB", "id")])
+def test_the_customer_is_answered_in_their_language_or_the_jurisdictions(
+        language: str | None, jurisdiction: str, answered_in: str) -> None:
+    intake = ComplaintIntake.model_validate({**SAMPLE, "language": language, "jurisdiction": jurisdiction})
+    assert intake.answer_in == answered_in
