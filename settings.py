@@ -140,3 +140,43 @@ def _seconds(name: str, default: float) -> float:
     if not 0 < value < 3600:
         raise SystemExit(f"{name} must be a number of seconds (above 0, under 3600), not {raw!r}")
     return value
+
+
+PAGE_URL_ENV = "COMPLAINTS_PAGE_URL"
+LINK_KEY_ENV = "COMPLAINTS_LINK_KEY"
+GATEWAY_KEY_ENV = "COMPLAINTS_GATEWAY_ISSUER_KEY_FILE"
+#: The embedded stack's customer page listens here unless the port is taken.
+DEV_PAGE_PORT = 8090
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    """The customer's page and replies (customer/): the base URL the messages' links point at
+    (COMPLAINTS_PAGE_URL, as the customer's browser reaches it), the key that signs those links
+    (COMPLAINTS_LINK_KEY: the workers sign, the page verifies), where the page listens
+    (COMPLAINTS_PAGE_LISTEN, host:port), the gateway's own issuer key, which vouches for customers only
+    (COMPLAINTS_GATEWAY_ISSUER_KEY_FILE), and where replies are read (COMPLAINTS_INBOUND: ``maildir:/path``,
+    ``imaps://user@host[:port][/FOLDER]`` with COMPLAINTS_IMAP_PASSWORD, or ``smtp://host:port`` to listen as
+    the inbound route itself), every COMPLAINTS_INBOUND_POLL_SECONDS. Without a page URL and a link key,
+    messages carry no links."""
+
+    page_url: str | None = field(default_factory=lambda: os.environ.get(PAGE_URL_ENV) or None)
+    link_key: str | None = field(default_factory=lambda: os.environ.get(LINK_KEY_ENV) or None, repr=False)
+    listen: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_PAGE_LISTEN", f"127.0.0.1:{DEV_PAGE_PORT}"))
+    gateway_key_file: str | None = field(default_factory=lambda: os.environ.get(GATEWAY_KEY_ENV) or None)
+    inbound: str | None = field(default_factory=lambda: os.environ.get("COMPLAINTS_INBOUND") or None)
+    imap_password: str | None = field(default_factory=lambda: os.environ.get("COMPLAINTS_IMAP_PASSWORD") or None,
+                                      repr=False)
+    poll_seconds: float = field(default_factory=lambda: _seconds("COMPLAINTS_INBOUND_POLL_SECONDS", 2.0))
+
+    def link_key_bytes(self) -> bytes:
+        if not self.link_key or len(self.link_key.encode()) < 16:
+            raise ValueError(f"{LINK_KEY_ENV} is {'too short' if self.link_key else 'not set'}: at least 16 "
+                             "characters (`make up` makes one for the embedded stack)")
+        return self.link_key.encode()
+
+    def links(self) -> tuple[str, bytes] | None:
+        """(base URL, link key) when messages should carry links to the page, else None."""
+        if not self.page_url:
+            return None
+        return self.page_url, self.link_key_bytes()

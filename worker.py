@@ -35,7 +35,7 @@ from eventlog.connect import create_pool
 from eventlog.keys import CustomerKeyring, master_key
 from eventlog.migrate import migrate
 from identity.tokens import TrustedIssuers
-from settings import MailSettings, Settings
+from settings import MailSettings, PageSettings, Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.forget import ForgetRefusedRun
 from workflows.perimeter import PerimeterInterceptor, sandbox_runner
@@ -78,6 +78,7 @@ def build_worker(
     the environment, see settings.py) are the worker's configuration of the workflow's perimeter."""
     settings = Settings()
     mailing = mail or MailSettings()
+    page = PageSettings()
     store = PostgresEventStore(pool)
     keyring = CustomerKeyring(pool, master or master_key())
     trusted = issuers if issuers is not None else TrustedIssuers.parse(settings.trusted_issuers)
@@ -101,7 +102,7 @@ def build_worker(
             plan_follow_up,
             remedy_catalogue or RemedyCatalogue(pool, keyring).quote_remedies,
             remedy_provider or RemedyLedger(pool, keyring).fulfil_remedy,
-            Delivery(store, keyring, EmailChannel(mailing), mailing.mail_domain).deliver_message,
+            Delivery(store, keyring, EmailChannel(mailing), mailing.mail_domain, page.links()).deliver_message,
         ],
         interceptors=[LogContextInterceptor(), PerimeterInterceptor(trusted, allow_plaintext=plaintext)],
         workflow_runner=sandbox_runner(),

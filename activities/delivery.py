@@ -17,12 +17,12 @@ from activities import messages as msg
 from activities import templates
 from activities.channels import ChannelAdapter, DeliveryDeferred, DeliveryRefused, Outbound, message_id
 from activities.eventlog import unavailable
+from customer import links as page_links
 from domain import events as ev
 from domain import texts
-from domain.chain import Recorded
 from domain.complaint import Complaint, fold
 from domain.intake import default_language
-from domain.personal import ERASED, SEALED_PREFIX, SealedFieldError, is_sealed, open_payload
+from domain.personal import ERASED, SealedFieldError
 from domain.vocabulary import DeadlineKind, Rung
 from eventlog import EventLogUnavailable, EventStore
 from eventlog.connect import CONNECTION_ERRORS
@@ -33,22 +33,23 @@ log = get_logger(__name__)
 
 
 class Delivery:
-    """``channel`` carries email (the SMTP adapter by default); ``page_url``, when set, is where the customer's
-    own page is (a later part of the customer channel): the templates link to it."""
+    """``channel`` carries email (the SMTP adapter by default); ``links``, when set, is the customer's page
+    (its base URL, and the key that signs links to it): an apology, an explanation and a follow-up link to
+    the page where the customer answers them (customer/links.py)."""
 
     def __init__(self, store: EventStore, keyring: CustomerKeyring, channel: ChannelAdapter, mail_domain: str,
-                 page_url: str | None = None) -> None:
+                 links: tuple[str, bytes] | None = None) -> None:
         self.store = store
         self.keyring = keyring
         self.channel = channel
         self.mail_domain = mail_domain
-        self.page_url = page_url
+        self.links = links
 
     @activity.defn(name=msg.DELIVER_MESSAGE)
     async def deliver_message(self, request: msg.DeliveryRequest) -> msg.DeliveryReport:
         try:
             records = await self.store.read(request.complaint_id)
-            story = await self._opened(request.complaint_id, records)
+            story = await self.keyring.open_events(request.complaint_id, records)
         except EventLogUnavailable as error:  # waited out, in one line, as an append waits it out
             raise unavailable(activity.info().attempt, error) from None
         except CONNECTION_ERRORS as error:
@@ -62,6 +63,8 @@ class Delivery:
         language = templates.language_for(request.language, default_language(state.jurisdiction))
         try:
             variables = self._variables(request.template, state, story, request.about)
+            if self.links is not None:
+                variables["page_url"] = page_links.for_message(request.template, records, *self.links)
             rendered = templates.render(request.template, language, variables)
         except templates.RenderError as error:  # the same inputs would fail the same way: a person must look
             raise ApplicationError(str(error), type="RenderError", non_retryable=True) from None
@@ -87,16 +90,6 @@ class Delivery:
                                   subject=rendered.subject, body=rendered.body, recipient=address,
                                   message_id=outbound.message_id, provider_id=delivered.provider_id)
 
-    async def _opened(self, complaint_id: str, records: list[Recorded]) -> list[ev.Event]:
-        """The complaint's events as the customer's own words: personal fields opened ([erased] if erased)."""
-        key_ids = {value.removeprefix(SEALED_PREFIX).partition(":")[0]
-                   for record in records for value in record.payload.values()
-                   if isinstance(value, str) and is_sealed(value)}
-        opener = await self.keyring.opener(key_ids)
-        return [ev.parse_event(r.type, r.schema_version, open_payload(r.type, r.payload, complaint_id, r.sequence,
-                                                                      opener))
-                for r in records]
-
     def _variables(self, template: str, state: Complaint, story: list[ev.Event], about: str | None
                    ) -> dict[str, Any]:
         received = _last(story, ev.ComplaintReceived)
@@ -106,7 +99,7 @@ class Delivery:
             return moment.astimezone(state.local_zone)
 
         common: dict[str, Any] = {"customer_name": received.customer_name, "complaint_id": state.complaint_id,
-                                  "subject_title": received.subject_title, "page_url": self.page_url}
+                                  "subject_title": received.subject_title, "page_url": None}
         match template:
             case "acknowledgement":
                 final = state.deadline(DeadlineKind.final_response)

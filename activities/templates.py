@@ -180,6 +180,26 @@ def _formats(language: str) -> _Formats:
     return _Formats(locale, date_pattern, datetime_pattern)
 
 
+def formats(language: str) -> _Formats:
+    """How ``language`` writes dates, times and amounts (its ``date``, ``datetime`` and ``money``), as the
+    messages do: the customer's page uses the same."""
+    return _formats(language)
+
+
+#: The customer's page's words, one file per language folder (customer/page.py).
+PAGE_WORDS = "page.toml"
+
+
+@cache
+def page_words(language: str) -> dict[str, Any]:
+    """Every word of the customer's page in ``language`` (``<language>/page.toml``); RenderError if the
+    language has none."""
+    path = MESSAGES / language / PAGE_WORDS
+    if not path.is_file():
+        raise RenderError(f"language {language!r} has no {PAGE_WORDS}")
+    return tomllib.loads(path.read_text("utf-8"))
+
+
 # -- templates ----------------------------------------------------------------------------------------------
 
 

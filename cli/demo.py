@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -23,6 +24,9 @@ from rich.table import Table
 from temporalio.client import Client
 
 import starter
+from cli import customer_demo as customer_side
+from customer.serve import running_gateway
+from dev.mailserver import MailServer
 from dev.stack import embedded_stack
 from domain import commands as cmd
 from domain.complaint import Complaint
@@ -60,6 +64,10 @@ async def wait_for(client: Client, complaint_id: str, done: Callable[[Complaint]
 # the customers themselves, and the backend that submits complaints. The log records each as the actor.
 _issuer: IssuerKey | None = None
 _customers: dict[str, str] = {}
+#: The stack's mail server: the demo's customers read their mail there and reply through it.
+_mail: MailServer | None = None
+#: What the customers did themselves, by mail and on their page, for the summary.
+_customer_side: list[tuple[str, str]] = []
 
 
 def acting(role: str, subject: str) -> contextlib.AbstractContextManager[None]:
@@ -88,14 +96,17 @@ async def _follow_up(client: Client, cid: str, satisfaction: int, comment: str) 
 
 
 async def valid_remedy_chosen(client: Client, cid: str) -> None:
-    """Social -> email; conversation logged; valid; the customer picks a voucher; satisfied."""
+    """Social -> email; the customer replies to our email; valid; she picks a voucher on her page and rates
+    the outcome there: the customer's side goes by SMTP and HTTP only, as in life."""
+    assert _mail is not None
     with agent("ana"):
         await starter.send(client, cid, "move_offline", cmd.MoveOffline(rung=Rung.email,
                                                                         detail="siti.rahma@example.co.id"))
-    with customer(cid):
-        await starter.send(client, cid, "log_message", cmd.LogMessage(
-            sender=Sender.customer, channel=Channel.email,
-            text="Paket saya belum sampai. Saya butuh barangnya untuk acara hari Sabtu."))
+    asked = await customer_side.received(_mail, cid, "move_request")
+    reply_id = customer_side.reply(_mail, asked, "Paket saya belum sampai. Saya butuh barangnya untuk acara "
+                                                 "hari Sabtu.")
+    await wait_for(client, cid, lambda s: reply_id in s.thread)  # read back from the mailbox by the gateway
+    _customer_side.append((cid, "replied by email (SMTP), threaded to our message"))
     with agent("ana"):
         await starter.send(client, cid, "log_message", cmd.LogMessage(
             sender=Sender.agent, channel=Channel.email,
@@ -105,9 +116,19 @@ async def valid_remedy_chosen(client: Client, cid: str) -> None:
             verdict=Verdict.valid, root_cause=RootCause.third_party,
             findings="Courier held the parcel at the transit hub for 7 days; our 2-day promise was broken.",
             clause="Delivery promise: 2 working days within Java"))
-    with customer(cid):
-        await starter.choose_remedy(client, cid, cmd.ChooseRemedy(option_id="A"))
-    await _follow_up(client, cid, 5, "Voucher diterima, terima kasih atas responsnya.")
+    apology = await customer_side.received(_mail, cid, "apology")
+    status, _page = await asyncio.to_thread(customer_side.answer_on_page, customer_side.link_in(apology),
+                                            {"option": "A"})
+    if status != 200:
+        raise RuntimeError(f"{cid}: the page refused the remedy choice ({status})")
+    _customer_side.append((cid, "chose remedy A on the page (HTTP)"))
+    asked = await customer_side.received(_mail, cid, "follow_up")
+    status, _page = await asyncio.to_thread(customer_side.answer_on_page, customer_side.link_in(asked),
+                                            {"satisfaction": "5",
+                                             "comment": "Voucher diterima, terima kasih atas responsnya."})
+    if status != 200:
+        raise RuntimeError(f"{cid}: the page refused the rating ({status})")
+    _customer_side.append((cid, "rated 5/5 on the page (HTTP)"))
 
 
 async def partially_valid(client: Client, cid: str) -> None:
@@ -235,12 +256,17 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
                             TimeElapsedColumn(), console=console)
         async with embedded_stack(root / "stack", temporal_port=17233, ui_port=18233) as stack:
             stack.use()
-            global _issuer
-            _issuer = stack.issuer()
+            # The follow-up is asked at once (not days later), so the demo's customer can answer it on the page.
+            os.environ["COMPLAINTS_FOLLOW_UP"] = json.dumps(
+                {"after_business_days": 0, "answer_within_business_days": 5, "hour": 0})
+            global _issuer, _mail
+            _issuer, _mail = stack.issuer(), stack.mail
             env = {**os.environ, **stack.environment()}
             settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                                 database_admin_url=None)
-            async with running_worker(settings) as worker:
+            async with running_worker(settings) as worker, running_gateway(settings, client=worker.client) as gw:
+                console.print(f"customer page: http://{gw.page_address} (links in the messages); replies read "
+                              f"from {escape(str(stack.mail.maildir)) if stack.mail else '-'}")
                 client = worker.client
                 results: list[tuple[Scenario, Complaint]] = []
                 with progress:
@@ -264,6 +290,12 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
                                   state.head.hash[:16])
                 console.print(table)
                 _show_mail(console, stack.mail.messages() if stack.mail else [])
+                done_by_customers = Table(title="What customers did themselves (by email and on their page)")
+                done_by_customers.add_column("complaint")
+                done_by_customers.add_column("action")
+                for cid, action in _customer_side:
+                    done_by_customers.add_row(cid, action)
+                console.print(done_by_customers)
 
                 pool = await create_pool(stack.postgres.app_url, max_size=2)
                 try:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from customer.serve import running_gateway
 from dev.stack import embedded_stack
 from settings import Settings
 from worker import running_worker
@@ -24,15 +25,18 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
         stack.use()
         settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                             database_admin_url=None)
-        async with running_worker(settings):
+        async with running_worker(settings) as worker, running_gateway(settings, client=worker.client) as gateway:
             mail = (f"Mail (SMTP): {stack.mail.address}, every message kept in {escape(str(stack.mail.maildir))}"
-                    " (`complaints mail`)\n") if stack.mail else ""
+                    " (`complaints mail`); replies to complaints+…@ addresses are filed into their complaint\n"
+                    ) if stack.mail else ""
+            page = f"Customer page: http://{gateway.page_address} (the messages link to it)\n"
             console.print(Panel.fit(
                 f"Temporal UI: [link={stack.ui_url}]{stack.ui_url}[/link]\n"
                 f"Temporal:    {stack.temporal_address}\n"
                 f"{mail}"
+                f"{page}"
                 f"Data:        {escape(str(data_dir))}\n\n"
-                "Ctrl-C stops the worker, Temporal, PostgreSQL and the mail server.",
+                "Ctrl-C stops the worker, the customer page, Temporal, PostgreSQL and the mail server.",
                 title="complaints: embedded stack up",
             ))
             # The secrets go to a file only this user can read; the screen shows how to use it, never them.

@@ -38,7 +38,15 @@ from eventlog.keys import MASTER_KEY_ENV, new_master_key
 from identity.tokens import ISSUER_KEY_ENV, TRUSTED_ENV, IssuerKey
 from identity.tokens import TOKEN_ENV as TOKEN_ENV_PRINCIPAL
 from logs import get_logger
-from settings import DEFAULT_MAIL_DOMAIN, DEV_SMTP_PORT, REPLY_KEY_ENV
+from settings import (
+    DEFAULT_MAIL_DOMAIN,
+    DEV_PAGE_PORT,
+    DEV_SMTP_PORT,
+    GATEWAY_KEY_ENV,
+    LINK_KEY_ENV,
+    PAGE_URL_ENV,
+    REPLY_KEY_ENV,
+)
 from workflows.attributes import SEARCH_ATTRIBUTES
 
 if TYPE_CHECKING:
@@ -148,6 +156,11 @@ class Stack:
     #: Signs reply addresses (complaints+<token>@<mail_domain>).
     reply_key: str = field(default="", repr=False)
     mail_domain: str = DEFAULT_MAIL_DOMAIN
+    #: The customer's page: where its links point (the gateway serves it there), and the key that signs them.
+    page_url: str = ""
+    link_key: str = field(default="", repr=False)
+    #: The gateway's own issuer, trusted by the workers for the customer role only.
+    gateway_key_file: str = ""
 
     def environment(self) -> dict[str, str]:
         """What a process needs to use the stack: the CLI, a second worker, an auditor."""
@@ -167,7 +180,9 @@ class Stack:
             "TEMPORAL_CODEC_ENDPOINT": self.codec_url,
             "TEMPORAL_CODEC_AUTH": f"Bearer {self.codec_token}",
             # Whom the workers believe, how `complaints token issue` signs, and the CLI's own credential.
-            TRUSTED_ENV: json.dumps([IssuerKey.from_file(self.issuer_key_file).trusted()]),
+            TRUSTED_ENV: json.dumps([IssuerKey.from_file(self.issuer_key_file).trusted()] + (
+                [IssuerKey.from_file(self.gateway_key_file).trusted(roles=["customer"])] if self.gateway_key_file
+                else [])),
             ISSUER_KEY_ENV: self.issuer_key_file,
             TOKEN_ENV_PRINCIPAL: self.operator_token,
             # Where the workers send mail, and how they sign reply addresses; where `complaints mail` reads it.
@@ -175,6 +190,10 @@ class Stack:
                 "COMPLAINTS_MAILDIR": str(self.mail.maildir.resolve())} if self.mail else {}),
             "COMPLAINTS_MAIL_DOMAIN": self.mail_domain,
             REPLY_KEY_ENV: self.reply_key,
+            # The customer's page and the replies: the gateway reads the Maildir the mail server writes.
+            **({PAGE_URL_ENV: self.page_url, LINK_KEY_ENV: self.link_key, GATEWAY_KEY_ENV: self.gateway_key_file,
+                "COMPLAINTS_PAGE_LISTEN": self.page_url.removeprefix("http://")} if self.page_url else {}),
+            **({"COMPLAINTS_INBOUND": f"maildir:{self.mail.maildir.resolve()}"} if self.mail else {}),
         }
 
     def issuer(self) -> IssuerKey:
@@ -199,6 +218,8 @@ class Stack:
 
 #: The embedded stack's development issuer (the `iss` of the tokens `complaints token issue` signs).
 DEV_ISSUER = "complaints-dev"
+#: The embedded stack's customer gateway, which vouches for customers only.
+DEV_GATEWAY_ISSUER = "complaints-dev-gateway"
 
 
 def _secret(data: Path, name: str, make: Callable[[], str]) -> str:
@@ -453,6 +474,7 @@ async def embedded_stack(
     ui_port: int = 8233,
     codec_endpoint: str | None = None,
     smtp_port: int = DEV_SMTP_PORT,
+    page_port: int = DEV_PAGE_PORT,
 ) -> AsyncIterator[Stack]:
     """Start PostgreSQL, Temporal and the mail server under ``data_dir``; stop them all on exit (also on error
     and Ctrl-C)."""
@@ -461,6 +483,10 @@ async def embedded_stack(
     codec_keys = _secret(data, "codec.keys", new_codec_key)
     codec_token = _secret(data, "codec.token", new_codec_token)
     reply_key = _secret(data, "reply.key", lambda: secrets.token_urlsafe(32))
+    link_key = _secret(data, "link.key", lambda: secrets.token_urlsafe(32))
+    _secret(data, "gateway.json", lambda: IssuerKey.generate(DEV_GATEWAY_ISSUER).to_json())
+    # The page's port is chosen now, so the links the workers write point where the gateway will listen.
+    page = free_port(page_port)
     port = free_port(temporal_port)
     ui = free_port(ui_port if ui_port != port else ui_port + 1)
     origins = [f"http://127.0.0.1:{ui}", f"http://localhost:{ui}"]
@@ -479,7 +505,8 @@ async def embedded_stack(
                                 issuer_key_file=str((data / "issuer.json").resolve()),
                                 operator_token=issuer.issue("dev-operator", "supervisor", ttl=timedelta(hours=12)),
                                 origin=_secret(data, "origin", lambda: f"complaints-dev.local/{secrets.token_hex(4)}"),
-                                mail=mail, reply_key=reply_key)
+                                mail=mail, reply_key=reply_key, page_url=f"http://127.0.0.1:{page}",
+                                link_key=link_key, gateway_key_file=str((data / "gateway.json").resolve()))
 
 
 @contextlib.contextmanager

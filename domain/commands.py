@@ -20,6 +20,10 @@ from domain.intake import Channel
 from domain.values import Actor, Line, Text, Timestamp
 from domain.vocabulary import CustomerChoice, DeadlineKind, RemedyKind, RootCause, Rung, Sender, Verdict
 
+#: An email's Message-ID as RFC 5322 writes it (``<left@right>``, printable ASCII, no space), leniently.
+_MSG_ID_PART = r"[\x21-\x3b\x3d\x3f\x41-\x7e]{1,250}"
+MessageId = Annotated[str, Strict(), Field(pattern=f"^<{_MSG_ID_PART}@{_MSG_ID_PART}>$", max_length=512)]
+
 #: An apology or a notice is short (source 002: "brief and professional").
 MAX_SHORT_CHARS = 600
 
@@ -169,6 +173,11 @@ class LogMessage(Command):
     text: Text = Field(description="The message, verbatim.")
     at: Timestamp | None = Field(
         default=None, description="When it was said, ISO 8601 with an offset; now if not given.")
+    message_id: MessageId | None = Field(
+        default=None, description="An email's Message-ID (<left@right>): a message already kept with this id is "
+                                  "refused, so a reply read twice is kept once.")
+    in_reply_to: MessageId | None = Field(
+        default=None, description="The Message-ID of our message this one answers, when it says so.")
 
 
 class RecordFollowUp(Command):

@@ -102,9 +102,11 @@ def check(state: Complaint, command: cmd.Command, now: datetime, *, clock: bool 
                                      "step up the ladder (public, email, phone, meeting)")
             if meeting_at is not None and meeting_at <= now:
                 raise _refuse(state, "meeting_at is in the past")
-        case cmd.LogMessage(at=at):
+        case cmd.LogMessage(at=at, message_id=message_id):
             if at is not None and at > now + CLOCK_SKEW:
                 raise _refuse(state, "the message's time is in the future")
+            if message_id is not None and message_id in state.thread:
+                raise _refuse(state, f"message {message_id} is already kept with this complaint")
         case cmd.ExtendDeadline(kind=kind):
             deadline = state.deadline(kind)
             if deadline is None:
@@ -234,7 +236,7 @@ def move_offline(state: Complaint, command: cmd.MoveOffline, now: datetime) -> l
 def log_message(state: Complaint, command: cmd.LogMessage, now: datetime) -> list[ev.Event]:
     check(state, command, now)
     return [ev.MessageLogged(sender=command.sender, channel=command.channel, text=command.text,
-                             at=command.at or now)]
+                             at=command.at or now, message_id=command.message_id, in_reply_to=command.in_reply_to)]
 
 
 # --- validation and the response -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.intake import Channel, Jurisdiction, Severity, SubjectKind
 from domain.values import Money
@@ -256,9 +256,15 @@ class MessageLogged(Event):
     channel: Channel
     text: str
     at: datetime
+    #: An email's own Message-ID, and the one of ours it answers (a reply read back from the mailbox). Left
+    #: out of the payload when absent, so a message logged by hand is recorded as it always was.
+    message_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    in_reply_to: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def apply(self, state: Complaint, at: datetime) -> Changes:
         changes: Changes = {"messages": state.messages + 1}
+        if self.message_id is not None:  # the thread goes on from the customer's reply
+            changes["thread"] = [*state.thread, self.message_id]
         if self.sender is Sender.agent and state.agent_tasks:  # the agent delivered the oldest message handed over
             done, *rest = state.agent_tasks
             changes["agent_tasks"] = rest

@@ -30,11 +30,15 @@ import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV
 
+from domain.chain import Recorded
+from domain.events import Event, parse_event
 from domain.personal import (
     SEALED_PREFIX,
     KeyUnavailableError,
     SealedFieldError,
     UnknownKeyError,
+    is_sealed,
+    open_payload,
 )
 
 __all__ = ["MASTER_KEY_ENV", "CustomerErased", "CustomerKeyring", "DataKey", "KeyOpener", "KeyUnavailableError",
@@ -205,6 +209,16 @@ class CustomerKeyring:
                 rows = await conn.fetch("SELECT key_id, wrapped_key FROM complaint_customer_keys"
                                         " WHERE key_id = ANY($1::text[])", list(key_ids))
         return KeyOpener({r["key_id"]: r["wrapped_key"] for r in rows}, self._unwrap)
+
+    async def open_events(self, complaint_id: str, records: list[Recorded]) -> list[Event]:
+        """A complaint's events as the customer's own words: personal fields opened ([erased] if erased)."""
+        key_ids = {value.removeprefix(SEALED_PREFIX).partition(":")[0]
+                   for record in records for value in record.payload.values()
+                   if isinstance(value, str) and is_sealed(value)}
+        opener = await self.opener(key_ids)
+        return [parse_event(r.type, r.schema_version, open_payload(r.type, r.payload, complaint_id, r.sequence,
+                                                                   opener))
+                for r in records]
 
     async def rotate(self, pool: asyncpg.Pool | None = None) -> Rotation:
         """Re-wrap every live key not yet wrapped with the newest master key, through

@@ -75,9 +75,10 @@ class IssuerKey:
         jwk: dict[str, Any] = json.loads(OKPAlgorithm.to_jwk(self.private.public_key()))
         return {**jwk, "kid": self.kid, "alg": "EdDSA", "use": "sig"}
 
-    def trusted(self) -> dict[str, Any]:
-        """This issuer's entry for COMPLAINTS_TRUSTED_ISSUERS."""
-        return {"issuer": self.issuer, "jwks": {"keys": [self.public_jwk()]}}
+    def trusted(self, roles: list[str] | None = None) -> dict[str, Any]:
+        """This issuer's entry for COMPLAINTS_TRUSTED_ISSUERS; with ``roles``, it is believed for those only."""
+        entry: dict[str, Any] = {"issuer": self.issuer, "jwks": {"keys": [self.public_jwk()]}}
+        return {**entry, "roles": roles} if roles is not None else entry
 
     def issue(self, subject: str, role: str, *, ttl: timedelta = timedelta(hours=1), now: datetime | None = None,
               audience: str = AUDIENCE, **claims: Any) -> str:
@@ -92,12 +93,14 @@ class IssuerKey:
 @dataclass(frozen=True)
 class Issuer:
     """An identity provider the workers trust: its name (the ``iss`` claim), public keys (a JWKS), the
-    audience its tokens must name, and which claim holds the complaints role."""
+    audience its tokens must name, which claim holds the complaints role, and, if it is trusted for some roles
+    only (the customer gateway's issuer: ``customer``), which."""
 
     name: str
     keys: tuple[jwt.PyJWK, ...]
     audience: str = AUDIENCE
     role_claim: str = "role"
+    roles: frozenset[str] | None = None
 
     def key_for(self, kid: str | None) -> jwt.PyJWK | None:
         for key in self.keys:
@@ -109,7 +112,7 @@ class Issuer:
 @dataclass(frozen=True)
 class TrustedIssuers:
     """The worker's configuration of whom to believe (COMPLAINTS_TRUSTED_ISSUERS, a JSON list of
-    ``{"issuer", "jwks", "audience"?, "role_claim"?}``, inline or ``@/path/to/file.json``)."""
+    ``{"issuer", "jwks", "audience"?, "role_claim"?, "roles"?}``, inline or ``@/path/to/file.json``)."""
 
     issuers: Mapping[str, Issuer] = field(default_factory=dict)
 
@@ -124,8 +127,12 @@ class TrustedIssuers:
         issuers = {}
         for entry in entries:
             keys = tuple(jwt.PyJWK(k) for k in entry["jwks"]["keys"] if k.get("use", "sig") == "sig")
+            roles = entry.get("roles")
+            if roles is not None and (not isinstance(roles, list) or not all(r in Role.__members__ for r in roles)):
+                raise ValueError(f"issuer {entry['issuer']!r}: roles must be a list of roles ({', '.join(Role)})")
             issuers[entry["issuer"]] = Issuer(entry["issuer"], keys, entry.get("audience", AUDIENCE),
-                                              entry.get("role_claim", "role"))
+                                              entry.get("role_claim", "role"),
+                                              frozenset(roles) if roles is not None else None)
         return cls(issuers)
 
     @classmethod
@@ -163,7 +170,11 @@ class TrustedIssuers:
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"the token is refused: {error}") from None
         _check_times(claims, now)
-        return _principal(claims, issuer.role_claim, token)
+        principal = _principal(claims, issuer.role_claim, token)
+        if issuer.roles is not None and principal.role.value not in issuer.roles:
+            raise Unauthenticated(f"issuer {issuer.name!r} is trusted only for the role(s) "
+                                  f"{', '.join(sorted(issuer.roles))}, not {principal.role.value}")
+        return principal
 
     def read(self, token: str) -> Principal:
         """The principal a token names, without checking it: for a decision already accepted (and verified)

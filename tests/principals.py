@@ -26,7 +26,9 @@ from identity.client import credential_header
 from identity.tokens import HEADER, TRUSTED_ENV, IssuerKey
 
 ISSUER = IssuerKey.generate("https://id.complaints.test")
-os.environ[TRUSTED_ENV] = json.dumps([ISSUER.trusted()])
+#: The customer gateway's own issuer (customer/gateway.py): the workers believe it for the customer role only.
+GATEWAY = IssuerKey.generate("https://gateway.complaints.test")
+os.environ[TRUSTED_ENV] = json.dumps([ISSUER.trusted(), GATEWAY.trusted(roles=["customer"])])
 
 SUPERVISOR_DECISIONS = {"close", "extend_deadline"}
 
