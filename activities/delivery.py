@@ -111,8 +111,7 @@ class Delivery:
             case "apology":
                 apology, offered = _last(story, ev.ApologyIssued), _last(story, ev.RemedyOffered)
                 assert offered is not None
-                standard = texts.apology(received.subject_title)
-                own = apology.text if apology is not None and apology.text != standard else None
+                own = texts.own_apology(apology.text, received.subject_title) if apology is not None else None
                 return {**common, "apology_text": own,
                         "options": [{"id": o.id, "kind": o.kind.value, "description": o.description,
                                      "value": {"amount_minor": o.value.amount_minor, "currency": o.value.currency}}
@@ -122,9 +121,9 @@ class Delivery:
                 explained, assessed = _last(story, ev.ExplanationGiven), _last(story, ev.ComplaintAssessed)
                 offer = state.choice_offer
                 assert explained is not None and assessed is not None and offer is not None
-                standard = texts.explanation(explained.sop_reference, assessed.clause)
                 return {**common, "sop_reference": explained.sop_reference, "clause": _readable(assessed.clause),
-                        "explanation_text": explained.text if explained.text != standard else None,
+                        "explanation_text": texts.own_explanation(explained.text, explained.sop_reference,
+                                                                  assessed.clause),
                         "default_option": offer.default_option.value, "expires_at": local(offer.expires_at)}
             case "follow_up":
                 assert state.follow_up is not None

@@ -11,8 +11,9 @@ we said, chooses a remedy, stays or leaves, or rates the outcome.
   by the Origin header when the browser sends one. Bodies are bounded (16 kB, url-encoded only).
 - **Words** come from ``activities/message_templates/<language>/page.toml``, in the customer's language (the
   conversation's); a page for a link that proves nothing follows the browser's Accept-Language.
-- **Headers**: no referrer (the link is in the URL), no caching, no framing, a CSP allowing only the page's
-  own stylesheet. The server logs no URL (uvicorn's access log is off): links and words stay out of logs.
+- **Headers**: no referrer to other sites (the link is in the URL), no caching, no framing, a CSP allowing
+  only the page's own stylesheet.
+  The server logs no URL (uvicorn's access log is off): links and words stay out of logs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -42,6 +43,7 @@ from customer import links
 from customer.gateway import Gateway, Story
 from domain import commands as cmd
 from domain import events as ev
+from domain import texts
 from domain.decide import ALLOWED
 from domain.values import MAX_TEXT_BYTES
 from domain.vocabulary import CustomerChoice
@@ -63,7 +65,9 @@ ACTIONS: dict[links.Purpose, tuple[type[cmd.Command], str]] = {
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
+    # The link is in the URL: no other site ever sees it as a referrer. Same-origin requests keep theirs, so
+    # the browser names this page as the Origin of its own form (with no-referrer it would send "null").
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
@@ -244,16 +248,27 @@ def _view(link: links.PageLink, story: Story) -> dict[str, Any]:
     zone = story.state.local_zone
     match offer:
         case ev.RemedyOffered():
-            apology = next((e for e in reversed(story.events) if isinstance(e, ev.ApologyIssued)), None)
-            return {**common, "said": apology.text if apology else None, "options": offer.options,
+            apology = _last(story, ev.ApologyIssued)
+            said = texts.own_apology(apology.text, received.subject_title) if apology else None
+            return {**common, "said": said, "options": offer.options,
                     "default_option": offer.default_option, "expires": offer.expires_at.astimezone(zone)}
         case ev.OptionsOffered():
-            explained = next((e for e in reversed(story.events) if isinstance(e, ev.ExplanationGiven)), None)
-            return {**common, "said": explained.text if explained else None, "choices": offer.options,
+            explained, assessed = _last(story, ev.ExplanationGiven), _last(story, ev.ComplaintAssessed)
+            said = texts.own_explanation(explained.text, explained.sop_reference,
+                                         assessed.clause if assessed else None) if explained else None
+            return {**common, "said": said, "choices": offer.options, "rules": explained.sop_reference if explained
+                    else None, "clause": assessed.clause if assessed else None,
                     "default_option": offer.default_option.value, "expires": offer.expires_at.astimezone(zone)}
         case ev.FollowUpScheduled():
             return {**common, "answer_by": offer.answer_by.astimezone(zone)}
     raise AssertionError(f"no page for {type(offer).__name__}")
+
+
+E = TypeVar("E", bound=ev.Event)
+
+
+def _last(story: Story, kind: type[E]) -> E | None:
+    return next((e for e in reversed(story.events) if isinstance(e, kind)), None)
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -34,3 +34,14 @@ def explanation(sop_reference: str, clause: str | None) -> str:
             f"{sop_reference}, and in this case it was followed. We are glad to walk you through it again "
             "and to help you make the most of it, or, if it no longer suits you, to help you leave without "
             "any penalty.")
+
+
+def own_apology(text: str, title: str | None) -> str | None:
+    """An apology's text if an agent wrote it, None if it is :func:`apology`'s standard wording (which each
+    message and page words afresh in the customer's language)."""
+    return None if text == apology(title) else text
+
+
+def own_explanation(text: str, sop_reference: str, clause: str | None) -> str | None:
+    """An explanation's text if an agent wrote it, None if it is :func:`explanation`'s standard wording."""
+    return None if text == explanation(sop_reference, clause) else text
