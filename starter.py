@@ -334,6 +334,8 @@ class Listed:
     sla_due_at: datetime | None
     sla_breached: bool | None
     started_at: datetime | None
+    #: Messages wait for an agent to deliver them by hand (None: a run from before this was published).
+    awaiting_agent: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.__dict__.items()}
@@ -344,7 +346,7 @@ def _quote(value: str) -> str:
 
 
 def list_query(*, status: str | None = None, breaching: bool = False, customer: str | None = None,
-               task_queue: str = TASK_QUEUE) -> str:
+               awaiting_agent: bool = False, task_queue: str = TASK_QUEUE) -> str:
     """The visibility query behind `complaints list` (also usable in the Temporal UI's search box)."""
     parts = ['WorkflowType = "ComplaintWorkflow"', f"TaskQueue = {_quote(task_queue)}",
              'ExecutionStatus != "ContinuedAsNew"']
@@ -354,6 +356,8 @@ def list_query(*, status: str | None = None, breaching: bool = False, customer: 
         parts.append("SlaBreached = true")
     if customer:
         parts.append(f"CustomerId = {_quote(customer)}")
+    if awaiting_agent:
+        parts.append("AwaitingAgent = true")
     return " AND ".join(parts)
 
 
@@ -373,5 +377,6 @@ async def find(client: Client, query: str, limit: int = 200) -> list[Listed]:
             root_cause=attrs.get(sa.COMPLAINT_ROOT_CAUSE), customer_id=attrs.get(sa.CUSTOMER_ID),
             jurisdiction=attrs.get(sa.JURISDICTION), sla_due_at=attrs.get(sa.SLA_DUE_AT),
             sla_breached=attrs.get(sa.SLA_BREACHED), started_at=execution.start_time,
+            awaiting_agent=attrs.get(sa.AWAITING_AGENT),
         ))
     return found

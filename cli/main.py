@@ -7,6 +7,7 @@ refused (nothing was started or recorded).
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -148,11 +149,18 @@ def status(
     print_state(run(go()), as_json)
 
 
+class Awaiting(StrEnum):
+    agent = "agent"
+
+
 @app.command("list")
 def list_complaints(
     status: Annotated[str | None, typer.Option(help="Only this stage, e.g. awaiting_assessment or closed.")] = None,
     breaching: Annotated[bool, typer.Option("--breaching", help="Only those with a breached deadline.")] = False,
     customer: Annotated[str | None, typer.Option(help="Only this customer's (an id).")] = None,
+    awaiting: Annotated[Awaiting | None, typer.Option(
+        help="Only those waiting for someone: 'agent', messages to deliver by hand (no channel reaches the "
+             "customer).")] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 200,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -166,7 +174,7 @@ def list_complaints(
     from domain.summary import when
 
     query = starter.list_query(status=status, breaching=breaching, customer=customer,
-                               task_queue=Settings().task_queue)
+                               awaiting_agent=awaiting is Awaiting.agent, task_queue=Settings().task_queue)
 
     async def go() -> list[starter.Listed]:
         return await starter.find(await temporal_client(), query, limit)
@@ -177,13 +185,14 @@ def list_complaints(
         return
     table = Table(title=f"{len(found)} complaint(s)", caption=Text(query), caption_justify="left")
     for column in ("complaint", "status", "channel", "severity", "verdict", "root cause", "customer",
-                   "jurisdiction", "SLA due", "breached"):
+                   "jurisdiction", "SLA due", "breached", "agent"):
         table.add_column(column, no_wrap=True)
     for f in found:  # cells are Text: what visibility holds is shown as it is, never read as markup
         table.add_row(*(Text(v or "") for v in (f.complaint_id, f.status, f.channel, f.severity, f.verdict,
                                                  f.root_cause, f.customer_id, f.jurisdiction)),
                       Text(when(f.sla_due_at) if f.sla_due_at else ""),
-                      Text("yes", style="red") if f.sla_breached else Text("no"))
+                      Text("yes", style="red") if f.sla_breached else Text("no"),
+                      Text("to deliver", style="yellow") if f.awaiting_agent else Text(""))
     if console.is_terminal:
         console.print(table)
         return

@@ -49,6 +49,8 @@ log = get_logger(__name__)
 _MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f\x41-\x7e]{1,250}@[\x21-\x3b\x3d\x3f\x41-\x7e]{1,250}>")
 #: What the log's text fields refuse (domain/values.py): C0 and C1 controls, and lone surrogates.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_LOG_UNAVAILABLE: tuple[type[BaseException], ...] = (EventLogUnavailable, *CONNECTION_ERRORS)
+_TEMPORAL_UNAVAILABLE: tuple[type[BaseException], ...] = (RPCError, *CONNECTION_ERRORS)
 _CUT = "\n[cut: the message was longer than the log keeps]"
 #: How many Message-IDs of References are looked at (a long thread's are many; ours are the newest).
 _MAX_REFERENCES = 50
@@ -138,7 +140,7 @@ class Receiver:
         complaint_id = proven
         try:
             story = await self.gateway.story(complaint_id)
-        except (EventLogUnavailable, *CONNECTION_ERRORS) as error:
+        except _LOG_UNAVAILABLE as error:
             raise Transient(f"the event log is unreachable: {type(error).__name__}") from None
         if story is None:
             return self._refused(Outcome("refused", "the reply address names no complaint in the log"))
@@ -163,7 +165,7 @@ class Receiver:
                 return Outcome("duplicate", "kept already", complaint_id)
             return self._refused(Outcome("refused", f"the complaint refused it: {refused.kind or 'refused'}",
                                          complaint_id))
-        except (RPCError, *CONNECTION_ERRORS) as error:
+        except _TEMPORAL_UNAVAILABLE as error:
             raise Transient(f"Temporal is unreachable: {type(error).__name__}") from None
         log.info("reply filed", complaint_id=complaint_id, threaded=answers is not None)
         return Outcome("filed", complaint_id=complaint_id)

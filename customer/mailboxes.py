@@ -12,16 +12,18 @@ Marks follow each format's own flags, so any mail program shows them: filed is *
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import imaplib
+import ipaddress
 import mailbox
 import ssl
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from pathlib import Path
 from typing import Literal, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 Mark = Literal["filed", "refused"]
 
@@ -111,19 +113,24 @@ class ImapInbox:
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
 
     def _connect(self) -> imaplib.IMAP4:
+        if self.tls == "none" and not _loopback(self.host):  # refused before a byte is sent in the clear
+            raise ValueError("IMAP without TLS is for a loopback server only")
         context = self.ssl_context or ssl.create_default_context()
         if self.tls == "implicit":
             imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(self.host, self.port, ssl_context=context, timeout=30)
         else:
             imap = imaplib.IMAP4(self.host, self.port, timeout=30)
+        try:
             if self.tls == "starttls":
                 imap.starttls(context)
-            elif self.host not in ("127.0.0.1", "::1", "localhost"):
-                raise ValueError("IMAP without TLS is for a loopback server only")
-        imap.login(self.user, self.password)
-        status, _ = imap.select(_quoted(self.folder))
-        if status != "OK":
-            raise ValueError(f"IMAP folder {self.folder!r} cannot be selected")
+            imap.login(self.user, self.password)
+            status, _ = imap.select(_quoted(self.folder))
+            if status != "OK":
+                raise ValueError(f"IMAP folder {self.folder!r} cannot be selected")
+        except BaseException:
+            with contextlib.suppress(Exception):  # a refused login must not leave its socket open
+                imap.shutdown()
+            raise
         return imap
 
     async def unread(self) -> list[tuple[str, bytes]]:
@@ -137,7 +144,7 @@ class ImapInbox:
                 raise OSError("IMAP SEARCH failed")
             found = []
             for uid in (data[0] or b"").split():
-                status, parts = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+                status, parts = imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")
                 raw = next((p[1] for p in parts if isinstance(p, tuple)), None)
                 if status == "OK" and isinstance(raw, bytes) and addressed_to_reply(raw, self.local):
                     found.append((uid.decode(), raw))
@@ -171,12 +178,24 @@ def inbox_from(setting: str, password: str | None = None) -> Inbox:
         if not password:
             raise ValueError("COMPLAINTS_IMAP_PASSWORD is not set")
         tls: Literal["implicit", "starttls", "none"] = "implicit" if parts.scheme == "imaps" else "starttls"
-        if parts.query == "tls=none":
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+        if set(query) - {"tls"} or query.get("tls", ["none"]) != ["none"]:
+            raise ValueError("COMPLAINTS_INBOUND: the only option of an IMAP inbox is ?tls=none (loopback tests)")
+        if query:
             tls = "none"
         folder = unquote(parts.path.lstrip("/")) or "INBOX"
         return ImapInbox(parts.hostname, unquote(parts.username), password,
                          parts.port or (993 if parts.scheme == "imaps" else 143), folder, tls)
     raise ValueError(f"COMPLAINTS_INBOUND: not maildir:/path, imaps://user@host or imap://user@host: {setting!r}")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _quoted(folder: str) -> str:

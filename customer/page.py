@@ -62,6 +62,8 @@ ACTIONS: dict[links.Purpose, tuple[type[cmd.Command], str]] = {
     "option": (cmd.ChooseOption, "choose_option"),
     "rating": (cmd.RecordFollowUp, "record_follow_up"),
 }
+_LOG_UNAVAILABLE: tuple[type[BaseException], ...] = (EventLogUnavailable, *CONNECTION_ERRORS)
+_TEMPORAL_UNAVAILABLE: tuple[type[BaseException], ...] = (RPCError, *CONNECTION_ERRORS)
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
@@ -118,7 +120,7 @@ def create_app(page: Page) -> Starlette:
                           410 if forged.reason == "expired" else 400) from None
         try:
             story = await page.gateway.story(link.complaint_id)
-        except (EventLogUnavailable, *CONNECTION_ERRORS):
+        except _LOG_UNAVAILABLE:
             raise Refusal("unavailable", 503) from None
         if story is None:
             raise Refusal("invalid", 404)
@@ -176,7 +178,7 @@ def create_app(page: Page) -> Starlette:
             except starter.DecisionRefused as refused:
                 log.info("page answer refused by the workflow", complaint_id=link.complaint_id, kind=refused.kind)
                 raise Refusal("used", 409, story.language) from None
-            except (RPCError, *CONNECTION_ERRORS):
+            except _TEMPORAL_UNAVAILABLE:
                 raise Refusal("unavailable", 503, story.language) from None
         except Refusal as refused:
             return refusal(request, refused)

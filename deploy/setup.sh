@@ -11,7 +11,7 @@ temporal operator namespace describe --namespace "$ns" --address "$TEMPORAL_ADDR
 existing=$(temporal operator search-attribute list --namespace "$ns" --address "$TEMPORAL_ADDRESS")
 for attribute in ComplaintStatus=Keyword ComplaintChannel=Keyword ComplaintSeverity=Keyword \
                  ComplaintVerdict=Keyword ComplaintRootCause=Keyword CustomerId=Keyword Jurisdiction=Keyword \
-                 SlaDueAt=Datetime SlaBreached=Bool; do
+                 SlaDueAt=Datetime SlaBreached=Bool AwaitingAgent=Bool; do
   name="${attribute%%=*}"
   type="${attribute#*=}"
   if echo "$existing" | grep -qw "$name"; then

@@ -15,6 +15,8 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 JURISDICTION = SearchAttributeKey.for_keyword("Jurisdiction")
 SLA_DUE_AT = SearchAttributeKey.for_datetime("SlaDueAt")
 SLA_BREACHED = SearchAttributeKey.for_bool("SlaBreached")
+#: Messages wait for an agent to deliver them by hand (no channel reaches the customer).
+AWAITING_AGENT = SearchAttributeKey.for_bool("AwaitingAgent")
 
 SEARCH_ATTRIBUTES = (
     COMPLAINT_STATUS,
@@ -26,4 +28,5 @@ SEARCH_ATTRIBUTES = (
     JURISDICTION,
     SLA_DUE_AT,
     SLA_BREACHED,
+    AWAITING_AGENT,
 )

@@ -47,6 +47,9 @@ REAL_OPERATIONS = "real-operations-1"
 #: Runs that carry this marker open the conversation in the customer's language: what the process tells the
 #: customer is rendered from templates and sent (or handed to an agent), each as an event.
 CUSTOMER_CHANNEL = "customer-channel-1"
+#: Runs that carry this marker publish whether an agent has messages to deliver by hand (AwaitingAgent), for
+#: `complaints list --awaiting agent` and the UI's search.
+AWAITING_AGENT = "awaiting-agent-1"
 # Appends wait out a database outage: a complaint must not fail because PostgreSQL restarted.
 APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(seconds=30))
@@ -98,6 +101,7 @@ class ComplaintWorkflow:
                                                                           if run.options.resume else "")
         self._authenticated = False
         self._converse = False
+        self._awaiting_agent = False
         self._operations = False
         self._intake_actor = SYSTEM
         # One decision at a time: a handler that awaits an activity holds this, so two updates can never
@@ -121,6 +125,7 @@ class ComplaintWorkflow:
             self._authenticated = True
             self._operations = workflow.patched(REAL_OPERATIONS)
             self._converse = self._operations and workflow.patched(CUSTOMER_CHANNEL)
+            self._awaiting_agent = self._converse and workflow.patched(AWAITING_AGENT)
             await self._admit(start)
         else:  # a history from before the perimeter: options and state as its input gave them
             self._options = start.as_run().options
@@ -412,6 +417,8 @@ class ComplaintWorkflow:
             (sa.SLA_DUE_AT, upcoming.due_at if upcoming and state.is_open else None),
             (sa.SLA_BREACHED, state.sla_breached),
         ]
+        if self._awaiting_agent:
+            values.append((sa.AWAITING_AGENT, bool(state.agent_tasks) and state.is_open))
         updates = []
         for key, value in values:
             name = key.name

@@ -286,6 +286,37 @@ async def test_list_piped_is_not_cut_to_80_columns(cli: Cli, drive: Driver, inta
         assert shown in listed.stdout, (shown, listed.stdout)
 
 
+async def test_list_awaiting_agent_shows_complaints_whose_messages_an_agent_must_deliver(
+        cli: Cli, drive: Driver, intake_data: Data) -> None:
+    """A complaint with no email address hands its messages to an agent (AwaitingAgent, a search attribute);
+    one with an email address does not; once the agent has delivered them all, it leaves the list."""
+    handed = await drive.submit(intake_data("late-delivery.json", contact={"handle": "@siti.rahma"}))
+    mailed = await drive.submit(intake_data("unanswered-letter.json"))
+
+    async def awaiting() -> set[str]:
+        listed = await cli("list", "--awaiting", "agent", "--json")
+        assert listed.returncode == 0, listed.stderr
+        return {row["complaint_id"] for row in json.loads(listed.stdout)}
+
+    deadline = time.monotonic() + 30
+    while handed not in await awaiting():  # visibility is eventually consistent
+        assert time.monotonic() < deadline, "the complaint never showed as awaiting an agent"
+        await asyncio.sleep(0.2)
+    assert mailed not in await awaiting()
+    table = await cli("list", "--awaiting", "agent")
+    assert "AwaitingAgent = true" in table.stdout and "to deliver" in table.stdout
+    for _task in (await drive.state(handed)).agent_tasks:
+        await drive.send(handed, ComplaintWorkflow.log_message, sender="agent", channel="social",
+                         text="Delivered by hand, publicly, as the message says.")
+    while handed in await awaiting():
+        assert time.monotonic() < deadline + 30, "the complaint stayed in the list after its messages went"
+        await asyncio.sleep(0.2)
+    refused = await cli("list", "--awaiting", "nobody")
+    assert refused.returncode == 2 and "nobody" in refused.stderr
+    for cid in (handed, mailed):
+        await drive.send(cid, ComplaintWorkflow.withdraw)
+
+
 # --- 18: every decision command, generated from its model, keeps the spellings callers use ----------------------
 
 
