@@ -18,6 +18,7 @@ COPY cli ./cli
 COPY dev ./dev
 COPY codec ./codec
 COPY identity ./identity
+COPY customer ./customer
 COPY worker.py starter.py settings.py logs.py ./
 COPY deploy ./deploy
 RUN make runtime VENV=/opt/venv PYTHON=python3.11

@@ -145,6 +145,8 @@ def _seconds(name: str, default: float) -> float:
 PAGE_URL_ENV = "COMPLAINTS_PAGE_URL"
 LINK_KEY_ENV = "COMPLAINTS_LINK_KEY"
 GATEWAY_KEY_ENV = "COMPLAINTS_GATEWAY_ISSUER_KEY_FILE"
+#: The same key given inline (its JSON), where a file is awkward (a container's environment from a secret store).
+GATEWAY_KEY_INLINE_ENV = "COMPLAINTS_GATEWAY_ISSUER_KEY"
 #: The embedded stack's customer page listens here unless the port is taken.
 DEV_PAGE_PORT = 8090
 
@@ -155,7 +157,7 @@ class PageSettings:
     (COMPLAINTS_PAGE_URL, as the customer's browser reaches it), the key that signs those links
     (COMPLAINTS_LINK_KEY: the workers sign, the page verifies), where the page listens
     (COMPLAINTS_PAGE_LISTEN, host:port), the gateway's own issuer key, which vouches for customers only
-    (COMPLAINTS_GATEWAY_ISSUER_KEY_FILE), and where replies are read (COMPLAINTS_INBOUND: ``maildir:/path``,
+    (COMPLAINTS_GATEWAY_ISSUER_KEY_FILE, or the key's JSON in COMPLAINTS_GATEWAY_ISSUER_KEY), and where replies are read (COMPLAINTS_INBOUND: ``maildir:/path``,
     ``imaps://user@host[:port][/FOLDER]`` with COMPLAINTS_IMAP_PASSWORD, or ``smtp://host:port`` to listen as
     the inbound route itself), every COMPLAINTS_INBOUND_POLL_SECONDS. Without a page URL and a link key,
     messages carry no links."""
@@ -164,6 +166,8 @@ class PageSettings:
     link_key: str | None = field(default_factory=lambda: os.environ.get(LINK_KEY_ENV) or None, repr=False)
     listen: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_PAGE_LISTEN", f"127.0.0.1:{DEV_PAGE_PORT}"))
     gateway_key_file: str | None = field(default_factory=lambda: os.environ.get(GATEWAY_KEY_ENV) or None)
+    gateway_key: str | None = field(default_factory=lambda: os.environ.get(GATEWAY_KEY_INLINE_ENV) or None,
+                                    repr=False)
     inbound: str | None = field(default_factory=lambda: os.environ.get("COMPLAINTS_INBOUND") or None)
     imap_password: str | None = field(default_factory=lambda: os.environ.get("COMPLAINTS_IMAP_PASSWORD") or None,
                                       repr=False)

@@ -82,6 +82,53 @@ def token_issue(
     print(IssuerKey.from_file(path).issue(subject, role, ttl=timedelta(minutes=minutes)))
 
 
+@token_app.command("gateway-key")
+def token_gateway_key(
+    issuer: Annotated[str, typer.Option(help="The gateway's issuer name (the `iss` of the tokens it signs).")] = (
+        "complaints-gateway"),
+) -> None:
+    """Make the customer gateway's signing key. Prints two lines: the key's JSON, a secret for the gateway
+    alone (COMPLAINTS_GATEWAY_ISSUER_KEY), then its entry for the workers' COMPLAINTS_TRUSTED_ISSUERS (public),
+    which trusts it for the customer role only."""
+    from domain.principals import ISSUER_PATTERN
+    from identity.tokens import IssuerKey
+
+    if not ISSUER_PATTERN.fullmatch(issuer) or ";" in issuer:
+        err.print("[red]refused:[/red] issuer: a plain name or URL")
+        raise typer.Exit(2)
+    key = IssuerKey.generate(issuer)
+    print(key.to_json())
+    print(json.dumps(key.trusted(roles=["customer"])))
+
+
+# --- the customer's side ------------------------------------------------------------------------------------
+
+
+@app.command()
+def gateway() -> None:
+    """Serve the customer's page and read their replies into their complaints, until Ctrl-C or SIGTERM (the
+    docker-compose `gateway` service). Configured by the environment: COMPLAINTS_PAGE_LISTEN, _PAGE_URL,
+    _LINK_KEY, _GATEWAY_ISSUER_KEY(_FILE), _INBOUND (maildir:/path, imaps://user@host/FOLDER or smtp://host:port),
+    _IMAP_PASSWORD, _REPLY_KEY, _MAIL_DOMAIN, DATABASE_URL (the application role), COMPLAINTS_MASTER_KEY and
+    COMPLAINTS_CODEC_KEYS, TEMPORAL_ADDRESS."""
+    import asyncio
+    import signal
+
+    from customer.serve import running_gateway
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with running_gateway(Settings()) as running:
+            source = running.inbound_address or (type(running.inbox).__name__ if running.inbox else "nowhere")
+            console.print(f"customer page on {running.page_address}; replies from {source}")
+            await stop.wait()
+
+    logs.configure("INFO")
+    run(go())
+
 
 # --- complaints ---------------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from eventlog.connect import create_pool
 from eventlog.keys import CustomerKeyring, master_key
 from identity.tokens import IssuerKey
 from logs import get_logger
-from settings import GATEWAY_KEY_ENV, MailSettings, PageSettings, Settings
+from settings import GATEWAY_KEY_ENV, GATEWAY_KEY_INLINE_ENV, MailSettings, PageSettings, Settings
 
 log = get_logger(__name__)
 
@@ -55,9 +55,13 @@ async def running_gateway(settings: Settings, page: PageSettings | None = None, 
 
     page = page or PageSettings()
     mail = mail or MailSettings()
-    if not page.gateway_key_file:
-        raise SystemExit(f"{GATEWAY_KEY_ENV} is not set: the gateway's issuer key (trusted for customers only)")
-    issuer = IssuerKey.from_file(page.gateway_key_file)
+    if page.gateway_key:
+        issuer = IssuerKey.from_json(page.gateway_key)
+    elif page.gateway_key_file:
+        issuer = IssuerKey.from_file(page.gateway_key_file)
+    else:
+        raise SystemExit(f"{GATEWAY_KEY_ENV} (or {GATEWAY_KEY_INLINE_ENV}) is not set: the gateway's issuer key, "
+                         "which the workers trust for the customer role only (`complaints token gateway-key`)")
     link_key = page.link_key_bytes()
     pool = await create_pool(settings.require_database(), max_size=4)
     watcher: asyncio.Task[None] | None = None

@@ -29,20 +29,23 @@ WHO_HOLDS: dict[str, set[str]] = {
     "POSTGRES_PASSWORD": {"postgresql", "postgres-roles"},
     "TEMPORAL_DB_PASSWORD": {"postgres-roles", "temporal-schema", "temporal"},
     "COMPLAINTS_OWNER_PASSWORD": {"postgres-roles", "setup"},
-    "COMPLAINTS_APP_PASSWORD": {"postgres-roles", "worker"},
+    "COMPLAINTS_APP_PASSWORD": {"postgres-roles", "worker", "gateway"},
     "COMPLAINTS_SEALER_PASSWORD": {"postgres-roles", "sealer"},
     "COMPLAINTS_ERASER_PASSWORD": {"postgres-roles", "eraser"},
-    "COMPLAINTS_MASTER_KEY": {"worker"},
+    "COMPLAINTS_MASTER_KEY": {"worker", "gateway"},
     "COMPLAINTS_SEAL_KEY": {"sealer"},
-    "COMPLAINTS_CODEC_KEYS": {"worker", "codec"},
+    "COMPLAINTS_CODEC_KEYS": {"worker", "codec", "gateway"},
     "COMPLAINTS_CODEC_TOKEN": {"codec"},
     "TEMPORAL_AUTH_CLIENT_SECRET": {"temporal-ui"},
     "COMPLAINTS_SMTP_PASSWORD": {"worker"},
-    "COMPLAINTS_REPLY_KEY": {"worker"},
+    "COMPLAINTS_REPLY_KEY": {"worker", "gateway"},
+    "COMPLAINTS_LINK_KEY": {"worker", "gateway"},
+    "COMPLAINTS_GATEWAY_ISSUER_KEY": {"gateway"},
+    "COMPLAINTS_IMAP_PASSWORD": {"gateway"},
 }
 #: Every published port, and the only way it may be written: on the operator's bind address, 127.0.0.1 unless
 #: .env says otherwise.
-PUBLISHED = {7233, 8080, 8081}
+PUBLISHED = {7233, 8080, 8081, 8090}
 PORT = re.compile(r"^\$\{BIND_ADDRESS:-127\.0\.0\.1\}:(\d+):(\d+)$")
 #: The database roles: the one each service connects as (or, for setup, names to grant to).
 ROLES = {"temporal", "complaints_owner", "complaints_app", "complaints_sealer", "complaints_eraser"}
@@ -61,7 +64,7 @@ def mentions(service: dict[str, Any], name: str) -> bool:
 
 def test_every_part_of_the_topology_is_there(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"postgresql", "postgres-roles", "temporal-schema", "temporal", "setup",
-                                        "codec", "temporal-ui", "worker", "sealer", "eraser"}
+                                        "codec", "temporal-ui", "worker", "gateway", "sealer", "eraser"}
     services = compose["services"]
     assert services["temporal"]["image"].startswith("temporalio/server:")
     assert services["temporal-schema"]["image"].startswith("temporalio/admin-tools:")
@@ -74,6 +77,8 @@ def test_every_part_of_the_topology_is_there(compose: dict[str, Any]) -> None:
     assert services["setup"]["build"] == "."
     assert "TEMPORAL_CODEC_ENDPOINT" in services["temporal-ui"]["environment"]
     assert services["codec"]["command"] == ["python", "-m", "codec.server"]
+    assert services["gateway"]["command"] == ["complaints", "gateway"]
+    assert services["gateway"]["image"] == "complaints:latest"
     # Sealing and erasure are operations run on demand (`docker compose run --rm sealer`), not daemons.
     for job in ("sealer", "eraser"):
         assert services[job]["profiles"] == ["ops"] and services[job]["image"] == "complaints:latest"
@@ -90,6 +95,9 @@ def test_each_service_connects_as_its_own_role(compose: dict[str, Any]) -> None:
 
     worker = services["worker"]["environment"]
     assert role("worker", "DATABASE_URL") == "complaints_app" and "DATABASE_ADMIN_URL" not in worker
+    # The gateway reads the log as the application role and writes nothing itself: the workflow does.
+    assert role("gateway", "DATABASE_URL") == "complaints_app"
+    assert "DATABASE_ADMIN_URL" not in services["gateway"]["environment"]
     assert role("setup", "DATABASE_ADMIN_URL") == "complaints_owner"
     assert role("sealer", "DATABASE_SEALER_URL") == "complaints_sealer"
     assert role("eraser", "DATABASE_ERASER_URL") == "complaints_eraser"
@@ -162,7 +170,7 @@ def test_every_secret_comes_from_an_uncommitted_env_file_with_a_committed_exampl
         lines = example[:example.index(f"\n{name}=")].splitlines()
         comment = "\n".join(lines[len(lines) - next(i for i, line in enumerate(reversed(lines))
                                                     if not line.startswith("#")):])
-        assert re.search(r"openssl rand|python -c|identity provider|mail provider", comment), \
+        assert re.search(r"openssl rand|python -c|identity provider|mail provider|complaints token", comment), \
             f"{name}: say how to get it"
     assert documented["BIND_ADDRESS"] == "127.0.0.1"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
