@@ -23,7 +23,7 @@ from domain import texts
 from domain.complaint import Complaint, fold
 from domain.intake import default_language
 from domain.personal import ERASED, SealedFieldError
-from domain.vocabulary import DeadlineKind, Rung
+from domain.vocabulary import DeadlineKind, Rung, Verdict
 from eventlog import EventLogUnavailable, EventStore
 from eventlog.connect import CONNECTION_ERRORS
 from eventlog.keys import CustomerKeyring
@@ -112,11 +112,19 @@ class Delivery:
                 apology, offered = _last(story, ev.ApologyIssued), _last(story, ev.RemedyOffered)
                 assert offered is not None
                 own = texts.own_apology(apology.text, received.subject_title) if apology is not None else None
+                # Partially valid: the part where the agreement was followed is explained in the same message.
+                explained, assessed = _last(story, ev.ExplanationGiven), _last(story, ev.ComplaintAssessed)
+                explanation = None
+                if explained is not None and assessed is not None and state.verdict is Verdict.partially_valid:
+                    explanation = {"sop_reference": explained.sop_reference, "clause": _readable(assessed.clause),
+                                   "text": texts.own_explanation(explained.text, explained.sop_reference,
+                                                                 assessed.clause)}
                 return {**common, "apology_text": own,
                         "options": [{"id": o.id, "kind": o.kind.value, "description": o.description,
                                      "value": {"amount_minor": o.value.amount_minor, "currency": o.value.currency}}
                                     for o in offered.options],
-                        "default_option": offered.default_option, "expires_at": local(offered.expires_at)}
+                        "default_option": offered.default_option, "expires_at": local(offered.expires_at),
+                        "explanation": explanation}
             case "explanation":
                 explained, assessed = _last(story, ev.ExplanationGiven), _last(story, ev.ComplaintAssessed)
                 offer = state.choice_offer

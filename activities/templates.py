@@ -62,7 +62,7 @@ COMMON = frozenset({"customer_name", "complaint_id", "subject_title", "page_url"
 TEMPLATES: dict[str, frozenset[str]] = {
     "acknowledgement": COMMON | {"channel", "respond_by"},
     "move_request": COMMON | {"to_rung"},
-    "apology": COMMON | {"apology_text", "options", "default_option", "expires_at"},
+    "apology": COMMON | {"apology_text", "options", "default_option", "expires_at", "explanation"},
     "explanation": COMMON | {"sop_reference", "clause", "explanation_text", "default_option", "expires_at"},
     "follow_up": COMMON | {"answer_by"},
     "extension_notice": COMMON | {"notice", "due_at"},

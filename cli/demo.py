@@ -228,13 +228,18 @@ async def _complaints(console: Console, env: dict[str, str], *args: str) -> int:
 
 
 def _show_mail(console: Console, messages: list[EmailMessage]) -> None:
-    """What each customer received, as the stack's mail server kept it (in their language)."""
-    table = Table(title="Messages sent to customers (the stack's SMTP server; `complaints mail` shows them)")
-    for column in ("complaint", "language", "subject"):
+    """What each customer received, in their language, and what they wrote back, as the stack's mail server
+    kept it (`complaints mail` reads the same box)."""
+    from cli.mail import describe_message
+
+    table = Table(title="Messages to and from customers (the stack's SMTP server; `complaints mail` shows them)")
+    for column in ("complaint", "direction", "channel", "language", "subject"):
         table.add_column(column)
+    key = os.environ.get("COMPLAINTS_REPLY_KEY")
     for message in messages:
-        table.add_row(escape(str(message["X-Complaint-Id"] or "-")), escape(str(message["Content-Language"] or "-")),
-                      escape(str(message["Subject"] or "")))
+        row = describe_message("", datetime.now(UTC), message, key)
+        table.add_row(escape(row["complaint_id"] or "-"), row["direction"], "email",
+                      escape(str(message["Content-Language"] or "-")), escape(str(message["Subject"] or "")))
     console.print(table)
 
 

@@ -45,7 +45,7 @@ def mail(
                   "--maildir", markup=False, highlight=False)
         raise typer.Exit(1)
     key = os.environ.get("COMPLAINTS_REPLY_KEY") or None
-    found = [(_describe(k, at, m, key), m) for k, at, m in read_maildir(path)]
+    found = [(describe_message(k, at, m, key), m) for k, at, m in read_maildir(path)]
     if complaint_id is not None:
         found = [(row, m) for row, m in found if row["complaint_id"] == complaint_id]
     rows = [row for row, _m in found]
@@ -85,7 +85,7 @@ def mail(
     Console(width=max(wide, console.width), highlight=False).print(table)
 
 
-def _describe(key: str, delivered: datetime, message: EmailMessage, reply_key: str | None) -> dict[str, Any]:
+def describe_message(key: str, delivered: datetime, message: EmailMessage, reply_key: str | None) -> dict[str, Any]:
     """One message as a row: who, what, and which complaint (its X-Complaint-Id, or the reply token)."""
     from identity import reply_tokens
 

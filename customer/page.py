@@ -46,7 +46,7 @@ from domain import events as ev
 from domain import texts
 from domain.decide import ALLOWED
 from domain.values import MAX_TEXT_BYTES
-from domain.vocabulary import CustomerChoice
+from domain.vocabulary import CustomerChoice, Verdict
 from eventlog import EventLogUnavailable
 from eventlog.connect import CONNECTION_ERRORS
 from logs import get_logger
@@ -252,7 +252,12 @@ def _view(link: links.PageLink, story: Story) -> dict[str, Any]:
         case ev.RemedyOffered():
             apology = _last(story, ev.ApologyIssued)
             said = texts.own_apology(apology.text, received.subject_title) if apology else None
+            # Partially valid: the part where the agreement was followed is explained on the same page.
+            explained, assessed = _last(story, ev.ExplanationGiven), _last(story, ev.ComplaintAssessed)
+            partly = explained is not None and story.state.verdict is Verdict.partially_valid
             return {**common, "said": said, "options": offer.options,
+                    "rules": explained.sop_reference if partly and explained else None,
+                    "clause": assessed.clause if partly and assessed else None,
                     "default_option": offer.default_option, "expires": offer.expires_at.astimezone(zone)}
         case ev.OptionsOffered():
             explained, assessed = _last(story, ev.ExplanationGiven), _last(story, ev.ComplaintAssessed)
