@@ -60,4 +60,4 @@ clean:
 
 # Record the workflow histories the replay test keeps (only for new paths: never to make a replay pass).
 histories: $(STAMP)
-	SAVE_HISTORIES=1 HISTORY_SET=$$(date +%F) $(BIN)/python -m pytest tests/workflows -q
+	SAVE_HISTORIES=1 HISTORY_SET=$$(date +%F) $(BIN)/python -m pytest tests/workflows tests/customer -q

@@ -32,6 +32,9 @@ def test_there_is_a_saved_history_for_every_path() -> None:
         "withdrawn_awaiting_remedy_choice", "withdrawn_awaiting_follow_up", "sla_warning_and_breach",
         "deadline_extended", "follow_up_unanswered", "continued_as_new", "fulfilment_refusing_provider",
         "fulfilment_failing_provider",
+        # The customer's side (tests/customer): a reply read back, and answers given on the page.
+        "reply_threaded_and_kept_once", "page_remedy_and_rating_id", "page_remedy_and_rating_en", "page_option_leave",
+        "page_option_stay",
     }
     assert expected <= names, f"missing histories: {sorted(expected - names)}"
 

@@ -131,6 +131,7 @@ async def test_the_customer_chooses_a_remedy_then_rates_the_outcome_on_the_page(
     rated = await answered_as_customer(side, cid, "FollowUpRecorded", data["customer"]["id"])
     assert rated["satisfaction"] == 4 and rated["comment"].startswith("sealed:")
     await side.drive.witnesses_agree(cid)
+    await side.drive.save_history(cid, f"page_remedy_and_rating_{language}")
 
 
 @pytest.mark.parametrize(("language", "choice"), [("en", "leave"), ("id", "stay")])
@@ -155,6 +156,7 @@ async def test_the_customer_stays_or_leaves_on_the_page_after_the_rules_are_expl
     await answered_as_customer(side, cid, "OptionChosen", data["customer"]["id"])
     if state.is_open:
         await side.drive.send(cid, ComplaintWorkflow.withdraw)
+    await side.drive.save_history(cid, f"page_option_{choice}")
 
 
 async def test_a_tampered_expired_or_cross_site_answer_shows_a_clear_page_and_records_nothing(

@@ -103,6 +103,7 @@ async def test_a_reply_is_kept_verbatim_in_its_complaint_as_the_customer_threade
     await asyncio_sleep_until(lambda: copies(side, reply["Message-ID"]) == ["S", "S"])
     assert len(await logged(side, cid)) == 1
     await side.drive.send(cid, ComplaintWorkflow.withdraw)
+    await side.drive.save_history(cid, "reply_threaded_and_kept_once")
 
 
 async def test_a_reply_threaded_by_references_only_is_kept_under_the_message_it_names(

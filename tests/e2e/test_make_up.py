@@ -4,17 +4,19 @@ source in another shell, never a secret; the secrets are in a file only its owne
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent.parent
-SECRETS = ("COMPLAINTS_REPLY_KEY", "COMPLAINTS_MASTER_KEY", "COMPLAINTS_SEAL_KEY", "COMPLAINTS_CODEC_KEYS",
-           "COMPLAINTS_CODEC_TOKEN", "COMPLAINTS_TOKEN", "DATABASE_URL", "DATABASE_ADMIN_URL", "DATABASE_SEALER_URL",
-           "DATABASE_ERASER_URL")
+SECRETS = ("COMPLAINTS_REPLY_KEY", "COMPLAINTS_LINK_KEY", "COMPLAINTS_MASTER_KEY", "COMPLAINTS_SEAL_KEY",
+           "COMPLAINTS_CODEC_KEYS", "COMPLAINTS_CODEC_TOKEN", "COMPLAINTS_TOKEN", "DATABASE_URL", "DATABASE_ADMIN_URL",
+           "DATABASE_SEALER_URL", "DATABASE_ERASER_URL")
 
 
 def _environment(path: Path) -> dict[str, str]:
@@ -58,6 +60,12 @@ def test_make_up_prints_where_to_source_the_secrets_never_the_secrets(tmp_path: 
                                  cwd=ROOT, capture_output=True, text=True, timeout=60,
                                  env={k: v for k, v in os.environ.items() if k not in SECRETS})
         assert checked.returncode == 0, checked.stderr
+        # The customer's page is served where the screen says, and where the messages' links point.
+        [page] = re.findall(r"Customer page: (http://[0-9.]+:[0-9]+)", screen)
+        assert values["COMPLAINTS_PAGE_URL"] == page
+        with urllib.request.urlopen(f"{page}/healthz", timeout=10) as answer:
+            assert answer.status == 200
+        assert "COMPLAINTS_GATEWAY_ISSUER_KEY_FILE" in values and "maildir:" in values["COMPLAINTS_INBOUND"]
     finally:
         process.send_signal(signal.SIGINT)
         try:

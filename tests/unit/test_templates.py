@@ -59,7 +59,8 @@ def variables(template: str, **overrides: Any) -> dict[str, Any]:
     own: dict[str, dict[str, Any]] = {
         "acknowledgement": {"channel": "social", "respond_by": RESPOND_BY},
         "move_request": {"to_rung": "email"},
-        "apology": {"apology_text": None, "options": OPTIONS, "default_option": "B", "expires_at": EXPIRES_AT},
+        "apology": {"apology_text": None, "options": OPTIONS, "default_option": "B", "expires_at": EXPIRES_AT,
+                    "explanation": None},
         "explanation": {"sop_reference": "SOP-DEL-03 (Pengiriman)", "clause": "Pengiriman 2 hari kerja",
                         "explanation_text": None, "default_option": "stay", "expires_at": EXPIRES_AT},
         "follow_up": {"answer_by": ANSWER_BY},
@@ -74,6 +75,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
       for c in ("social", "email", "phone", "web", "in_person") for r in (RESPOND_BY, None) for p in (None, PAGE)],
     *[("move_request", {"to_rung": r, "page_url": p}) for r in ("email", "phone", "meeting") for p in (None, PAGE)],
     *[("apology", {"apology_text": t, "page_url": p}) for t in (None, APOLOGY_TEXT) for p in (None, PAGE)],
+    # Partially valid: the apology also explains the part where the agreement was followed.
+    *[("apology", {"explanation": {"sop_reference": "KT-200 manual, section 4", "clause": c, "text": t}})
+      for c in (None, "Warranty 2.1") for t in (None, "The filter keeps limescale out.")],
     *[("explanation", {"clause": c, "explanation_text": t, "default_option": d, "page_url": p})
       for c in (None, "Pengiriman 2 hari kerja") for t in (None, EXPLANATION_TEXT) for d in ("stay", "leave")
       for p in (None, PAGE)],
@@ -152,6 +156,16 @@ def test_an_apology_thanks_lists_the_options_evenly_and_says_what_applies(langua
     expiry = formats.datetime(EXPIRES_AT)
     default_line = next(line for line in body.splitlines() if expiry in line)
     assert re.search(r"\bB\b", default_line), "the default option is named with the expiry"
+
+
+@pytest.mark.parametrize("language", languages())
+def test_a_partially_valid_apology_also_explains_the_rules_that_were_followed(language: str) -> None:
+    plain = render("apology", language, variables("apology")).body
+    partial = render("apology", language, variables("apology", explanation={
+        "sop_reference": "KT-200 manual, section 4", "clause": "Warranty 2.1", "text": None})).body
+    assert "KT-200 manual, section 4" in partial and "Warranty 2.1" in partial
+    assert "KT-200" not in plain
+    assert partial.count("A.") == plain.count("A.")  # the same options, evenly
 
 
 @pytest.mark.parametrize("language", languages())
