@@ -157,10 +157,10 @@ class PageSettings:
     (COMPLAINTS_PAGE_URL, as the customer's browser reaches it), the key that signs those links
     (COMPLAINTS_LINK_KEY: the workers sign, the page verifies), where the page listens
     (COMPLAINTS_PAGE_LISTEN, host:port), the gateway's own issuer key, which vouches for customers only
-    (COMPLAINTS_GATEWAY_ISSUER_KEY_FILE, or the key's JSON in COMPLAINTS_GATEWAY_ISSUER_KEY), and where replies are read (COMPLAINTS_INBOUND: ``maildir:/path``,
-    ``imaps://user@host[:port][/FOLDER]`` with COMPLAINTS_IMAP_PASSWORD, or ``smtp://host:port`` to listen as
-    the inbound route itself), every COMPLAINTS_INBOUND_POLL_SECONDS. Without a page URL and a link key,
-    messages carry no links."""
+    (COMPLAINTS_GATEWAY_ISSUER_KEY_FILE, or the key's JSON in COMPLAINTS_GATEWAY_ISSUER_KEY), and where
+    replies are read (COMPLAINTS_INBOUND: ``maildir:/path``, ``imaps://user@host[:port][/FOLDER]`` with
+    COMPLAINTS_IMAP_PASSWORD, or ``smtp://host:port`` to listen as the inbound route itself), every
+    COMPLAINTS_INBOUND_POLL_SECONDS. Without a page URL and a link key, messages carry no links."""
 
     page_url: str | None = field(default_factory=lambda: os.environ.get(PAGE_URL_ENV) or None)
     link_key: str | None = field(default_factory=lambda: os.environ.get(LINK_KEY_ENV) or None, repr=False)

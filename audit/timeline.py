@@ -90,7 +90,9 @@ def describe(record: Recorded, payload: dict[str, Any], zone: tzinfo | None = No
         event = ev.parse_event(record.type, record.schema_version, payload)
     except ValueError:
         return f"{record.type} (its payload does not read as one)", None
-    said = event.text if isinstance(event, ev.MessageLogged) else None
+    # The whole conversation: what the customer (or an agent) said, and every message we sent, verbatim.
+    said = (event.text if isinstance(event, ev.MessageLogged)
+            else event.body if isinstance(event, ev.MessageSent | ev.MessageHandedToAgent) else None)
     return event.describe(lambda moment: when(moment.astimezone(zone) if zone else moment)), said
 
 

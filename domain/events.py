@@ -273,7 +273,10 @@ class MessageLogged(Event):
         return changes
 
     def describe(self, at: When) -> str:
-        return f"Message from the {self.sender} by {words(self.channel)} at {at(self.at)}"
+        text = f"Message from the {self.sender} by {words(self.channel)} at {at(self.at)}"
+        if self.message_id is not None:
+            text += f" ({self.message_id}" + (f", a reply to {self.in_reply_to})" if self.in_reply_to else ")")
+        return text
 
 
 # --- validation and the response ------------------------------------------------------------------------
