@@ -50,12 +50,17 @@ async def export(pool: asyncpg.Pool, complaint_id: str) -> Bundle:
                                 complaint_id)
         if not rows:
             raise LookupError(f"the log has no events of complaint {complaint_id!r}")
-        stored = await conn.fetchrow("SELECT * FROM complaint_checkpoints WHERE position >= $1"
-                                     " ORDER BY position DESC LIMIT 1", rows[0]["position"])
+        # The newest checkpoint that seals the complaint's first event (below its horizon; or, sealed before
+        # horizons, at or after its position).
+        stored = await conn.fetchrow(
+            "SELECT c.* FROM complaint_checkpoints c, complaint_events e"
+            " WHERE e.complaint_id = $1 AND e.sequence = 1 AND CASE WHEN c.horizon IS NULL"
+            " THEN e.position <= c.position ELSE e.tx < c.horizon::text::xid8 END"
+            " ORDER BY c.position DESC LIMIT 1", complaint_id)
         checkpoint = proof = None
         if stored is not None:
             checkpoint = cp.Checkpoint(**{**dict(stored), "root": stored["root"].strip()})
-            heads, _ = await cp.heads_at(conn, checkpoint.position)
+            heads, _ = await cp.heads_at(conn, checkpoint)
             index = next(i for i, h in enumerate(heads) if h[0] == complaint_id)
             leaves = [merkle.leaf_hash(*h) for h in heads]
             proof = Proof(sequence=heads[index][1], index=index, size=len(leaves),

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model
 
 from domain import merkle
 from domain.chain import Break, canonical_json, canonical_time
+from eventlog.store import HORIZON
 
 SEAL_KEY_ENV = "COMPLAINTS_SEAL_KEY"
 PUBLIC_KEY_ENV = "COMPLAINTS_SEAL_PUBLIC_KEY"
@@ -162,9 +163,11 @@ class Note:
         return cls(text + "\n", signatures)
 
 
-def _note_text(origin: str, complaints: int, root: str, position: int, events: int, sealed_at: datetime) -> str:
+def _note_text(origin: str, complaints: int, root: str, position: int, events: int, sealed_at: datetime,
+               horizon: int | None = None) -> str:
+    below = f"horizon {horizon}\n" if horizon is not None else ""
     return (f"{origin}\n{complaints}\n{base64.b64encode(bytes.fromhex(root)).decode()}\n"
-            f"position {position}\nevents {events}\nsealed {canonical_time(sealed_at)}\n")
+            f"position {position}\n{below}events {events}\nsealed {canonical_time(sealed_at)}\n")
 
 
 def sign_note(text: str, name: str, key: Ed25519PrivateKey) -> str:
@@ -185,15 +188,26 @@ class Checkpoint(BaseModel):
     signature: str
     #: The C2SP signed note (None for checkpoints sealed before the note shape).
     note: str | None = None
+    #: What it seals: every row whose transaction is below this id (the oldest still running when it was
+    #: sealed), a set no later commit can change. None for checkpoints sealed before (they seal the rows at
+    #: or before their position, which is the same thing for the rows written then).
+    horizon: int | None = None
 
     @model_serializer(mode="wrap")
     def _without_absent_note(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A checkpoint sealed before the note shape serialises as it did, so published lines and bundles
-        written then still compare byte for byte."""
+        """A checkpoint sealed before the note shape (or before horizons) serialises as it did, so published
+        lines and bundles written then still compare byte for byte."""
         data: dict[str, Any] = handler(self)
-        if data.get("note") is None:
-            data.pop("note", None)
+        for optional in ("note", "horizon"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         return data
+
+    def covers(self) -> tuple[str, list[Any]]:
+        """The SQL condition (and its arguments, from $1) on complaint_events rows this checkpoint seals."""
+        if self.horizon is not None:
+            return "tx < $1::text::xid8", [str(self.horizon)]
+        return "position <= $1", [self.position]
 
     @property
     def origin(self) -> str | None:
@@ -218,7 +232,7 @@ class Checkpoint(BaseModel):
                 return Signature.verified
             note = Note.parse(self.note)
             if note.text != _note_text(note.lines[0], self.complaints, self.root, self.position, self.events,
-                                       self.sealed_at):
+                                       self.sealed_at, self.horizon):
                 return Signature.bad  # the note does not say what the row says
             if key.name is not None and key.name != note.lines[0]:
                 return Signature.bad  # another deployment's checkpoint
@@ -241,14 +255,15 @@ class Checkpoint(BaseModel):
 Head = tuple[str, int, str]
 
 
-async def heads_at(conn: asyncpg.Connection, position: int) -> tuple[list[Head], int]:
-    """Every complaint's last (sequence, hash) among rows at or before ``position``, by complaint id; and
-    how many rows there are."""
+async def heads_at(conn: asyncpg.Connection, where: Checkpoint | tuple[str, list[Any]]) -> tuple[list[Head], int]:
+    """Every complaint's last (sequence, hash) among the rows a checkpoint seals (or that a condition
+    selects), by complaint id; and how many rows there are."""
+    condition, arguments = where.covers() if isinstance(where, Checkpoint) else where
     rows = await conn.fetch(
         "SELECT DISTINCT ON (complaint_id) complaint_id, sequence, hash FROM complaint_events"
-        " WHERE position <= $1 ORDER BY complaint_id, sequence DESC", position,
+        f" WHERE {condition} ORDER BY complaint_id, sequence DESC", *arguments,
     )
-    count = await conn.fetchval("SELECT count(*) FROM complaint_events WHERE position <= $1", position)
+    count = await conn.fetchval(f"SELECT count(*) FROM complaint_events WHERE {condition}", *arguments)
     # Leaves in code point order (UTF-8 byte order), whatever the database's collation: a glibc upgrade or a
     # restore under another locale must not change a root.
     return sorted((r["complaint_id"], r["sequence"], r["hash"]) for r in rows), int(count)
@@ -266,19 +281,27 @@ async def seal(pool: asyncpg.Pool, key: Ed25519PrivateKey, origin: str | None = 
     """Sign the log as it stands and store the checkpoint through the sealer's function; return it only if
     the stored row is the one signed (or one this key already signed for the same position and root)."""
     name = log_origin(origin)
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        # One snapshot for all of it: the horizon (the oldest transaction still running), and the rows below
+        # it, which are committed for good. An append in flight is left to the next checkpoint.
+        horizon = int(await conn.fetchval(f"SELECT ({HORIZON})::text::bigint"))
+        below = ("tx < $1::text::xid8", [str(horizon)])
+        position = int(await conn.fetchval(f"SELECT coalesce(max(position), 0) FROM complaint_events"
+                                           f" WHERE {below[0]}", *below[1]))
+        heads, events = await heads_at(conn, below)
+    root = root_of(heads)
+    sealed_at = datetime.now(UTC).replace(microsecond=0)
+    note = sign_note(_note_text(name, len(heads), root, position, events, sealed_at, horizon), name, key)
+    signature = base64.b64encode(Note.parse(note).signatures[0][2]).decode()
+    checkpoint = Checkpoint(position=position, events=events, complaints=len(heads), root=root,
+                            sealed_at=sealed_at, public_key=public_key_of(key), signature=signature, note=note,
+                            horizon=horizon)
     async with pool.acquire() as conn:
-        position = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM complaint_events"))
-        heads, events = await heads_at(conn, position)
-        root = root_of(heads)
-        sealed_at = datetime.now(UTC).replace(microsecond=0)
-        note = sign_note(_note_text(name, len(heads), root, position, events, sealed_at), name, key)
-        signature = base64.b64encode(Note.parse(note).signatures[0][2]).decode()
-        checkpoint = Checkpoint(position=position, events=events, complaints=len(heads), root=root,
-                                sealed_at=sealed_at, public_key=public_key_of(key), signature=signature, note=note)
         try:
-            await conn.execute("SELECT record_complaint_checkpoint($1, $2, $3, $4, $5, $6, $7, $8)",
+            await conn.execute("SELECT record_complaint_checkpoint($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                                checkpoint.position, checkpoint.events, checkpoint.complaints, checkpoint.root,
-                               checkpoint.sealed_at, checkpoint.public_key, checkpoint.signature, checkpoint.note)
+                               checkpoint.sealed_at, checkpoint.public_key, checkpoint.signature, checkpoint.note,
+                               checkpoint.horizon)
         except asyncpg.UniqueViolationError:
             pass  # a checkpoint at this position already: compared below, never printed as ours unless it is
         row = await conn.fetchrow("SELECT * FROM complaint_checkpoints WHERE position = $1", position)
@@ -331,7 +354,7 @@ async def check(pool: asyncpg.Pool, checkpoint: Checkpoint, trusted: TrustedKey 
         found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_signature",
                            detail="the signature does not hold with the trusted key"))
     async with pool.acquire() as conn:
-        heads, events = await heads_at(conn, checkpoint.position)
+        heads, events = await heads_at(conn, checkpoint)
     if events != checkpoint.events or len(heads) != checkpoint.complaints:
         found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_count",
                            detail=f"sealed {checkpoint.events} events of {checkpoint.complaints} complaints; the "

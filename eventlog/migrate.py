@@ -47,7 +47,7 @@ _TABLES_INSERT = {APP: ["complaint_remedy_fulfilments"], SEALER: [], ERASER: []}
 _FUNCTIONS = {
     APP: ["append_complaint_events(text, integer[], text[], integer[], timestamptz[], text[], jsonb[], text[], "
           "text[], text, text)", "complaint_customer_key(text, text, bytea)"],
-    SEALER: ["record_complaint_checkpoint(bigint, bigint, integer, text, timestamptz, text, text, text)",
+    SEALER: ["record_complaint_checkpoint(bigint, bigint, integer, text, timestamptz, text, text, text, bigint)",
              "record_complaint_witness(text, text, text[], integer, text, text[], text, text, timestamptz, text, "
              "text)"],
     # The eraser is the custodian of customer keys: it destroys them, and re-wraps them under a new master key

@@ -16,12 +16,35 @@ from eventlog.connect import CONNECTION_ERRORS
 from eventlog.errors import BrokenChain, DivergentHistory, EventLogError, EventLogUnavailable
 
 
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A place in the global order: (the writing transaction's id, the row's position). Readers in global
+    order see only rows whose transaction is below the oldest one still running, so every row before a
+    cursor is there for good: a reader that has passed it never meets an earlier one later."""
+
+    tx: int = 0
+    position: int = 0
+
+
+#: Before the first row.
+START = Cursor()
+
+
 @dataclass(frozen=True)
 class Positioned:
-    """A record with its global position: what catch-up readers page through."""
+    """A record with its place in the global order: what catch-up readers page through."""
 
     position: int
     record: Recorded
+    tx: int = 0
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.tx, self.position)
+
+
+#: The oldest transaction still running: every row written below it is committed (or gone) for good.
+HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
 
 
 class EventStore(abc.ABC):
@@ -40,12 +63,17 @@ class EventStore(abc.ABC):
         """One complaint's records in sequence order."""
 
     @abc.abstractmethod
-    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[Positioned]:
-        """Every complaint's records in global order, after a position."""
+    async def read_all(self, after: Cursor = START, limit: int = 1000) -> list[Positioned]:
+        """Every complaint's records in global order, after a cursor: only those no transaction still running
+        can precede (see :class:`Cursor`)."""
 
     @abc.abstractmethod
+    async def end(self) -> Cursor:
+        """The cursor of the last record a reader in global order can see now (START for an empty log)."""
+
     async def max_position(self) -> int:
-        """The highest position stored (0 for an empty log)."""
+        """The highest position a reader in global order can see now (0 for an empty log)."""
+        return (await self.end()).position
 
     async def head(self, complaint_id: str) -> ChainHead:
         records = await self.read(complaint_id)
@@ -56,12 +84,12 @@ class EventStore(abc.ABC):
         the store does not record runs): the runs whose histories witness the log."""
         return []
 
-    async def scan(self, after_position: int = 0, page: int = 5000) -> AsyncIterator[Positioned]:
+    async def scan(self, after: Cursor = START, page: int = 5000) -> AsyncIterator[Positioned]:
         """Page through the whole log in global order. The next page is asked for before this one is
         handed out, so PostgreSQL reads it while the caller works."""
-        batch = await self.read_all(after_position, page)
+        batch = await self.read_all(after, page)
         while batch:
-            upcoming = asyncio.ensure_future(self.read_all(batch[-1].position, page))
+            upcoming = asyncio.ensure_future(self.read_all(batch[-1].cursor, page))
             await asyncio.sleep(0)  # let the query go out now
             try:
                 for item in batch:
@@ -116,25 +144,31 @@ class PostgresEventStore(EventStore):
         check_batch(records)
         try:
             async with self.pool.acquire() as conn:
-                written: int = await conn.fetchval(
-                    "SELECT append_complaint_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    records[0].complaint_id,
-                    [r.sequence for r in records],
-                    [r.type for r in records],
-                    [r.schema_version for r in records],
-                    [r.occurred_at for r in records],
-                    [r.actor for r in records],
-                    [r.payload for r in records],
-                    [r.prev_hash for r in records],
-                    [r.hash for r in records],
-                    workflow_id,
-                    run_id,
-                )
-                return written
+                return await self.append_on(conn, records, workflow_id=workflow_id, run_id=run_id)
         except CONNECTION_ERRORS as error:
             raise EventLogUnavailable(str(error)) from error
         except asyncpg.PostgresError as error:
             raise _translate(error) from error
+
+    @staticmethod
+    async def append_on(conn: asyncpg.Connection, records: Sequence[Recorded], *, workflow_id: str = "",
+                        run_id: str = "") -> int:
+        """The append on ``conn``, in whatever transaction it is in (a test holds one open)."""
+        written: int = await conn.fetchval(
+            "SELECT append_complaint_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            records[0].complaint_id,
+            [r.sequence for r in records],
+            [r.type for r in records],
+            [r.schema_version for r in records],
+            [r.occurred_at for r in records],
+            [r.actor for r in records],
+            [r.payload for r in records],
+            [r.prev_hash for r in records],
+            [r.hash for r in records],
+            workflow_id,
+            run_id,
+        )
+        return written
 
     async def read(
         self, complaint_id: str, *, after: int = 0, upto: int | None = None, limit: int | None = None
@@ -146,21 +180,25 @@ class PostgresEventStore(EventStore):
         )
         return [to_record(row) for row in rows]
 
-    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[Positioned]:
+    async def read_all(self, after: Cursor = START, limit: int = 1000) -> list[Positioned]:
         rows = await self._fetch(
-            f"SELECT position, {_COLUMNS} FROM complaint_events WHERE position > $1 ORDER BY position LIMIT $2",
-            after_position, limit,
+            f"SELECT tx::text::bigint AS tx_id, position, {_COLUMNS} FROM complaint_events"
+            f" WHERE (tx, position) > ($1::text::xid8, $2::bigint) AND tx < {HORIZON}"
+            " ORDER BY tx, position LIMIT $3",
+            str(after.tx), after.position, limit,
         )
-        return [Positioned(row["position"], to_record(row)) for row in rows]
+        return [Positioned(row["position"], to_record(row), row["tx_id"]) for row in rows]
 
     async def head(self, complaint_id: str) -> ChainHead:
         rows = await self._fetch("SELECT sequence, hash FROM complaint_events WHERE complaint_id = $1"
                                  " ORDER BY sequence DESC LIMIT 1", complaint_id)
         return ChainHead(sequence=rows[0]["sequence"], hash=rows[0]["hash"]) if rows else ChainHead()
 
-    async def max_position(self) -> int:
-        rows = await self._fetch("SELECT coalesce(max(position), 0) AS p FROM complaint_events")
-        return int(rows[0]["p"])
+    async def end(self) -> Cursor:
+        rows = await self._fetch(
+            f"SELECT tx::text::bigint AS tx_id, position FROM complaint_events WHERE tx < {HORIZON}"
+            " ORDER BY tx DESC, position DESC LIMIT 1")
+        return Cursor(rows[0]["tx_id"], rows[0]["position"]) if rows else START
 
     async def count(self) -> int:
         """How many events the log holds (an estimate is not good enough for an auditor's progress bar)."""

@@ -61,7 +61,7 @@ APP_FORGERIES = [
                                " VALUES ('k1', 'c1', '\\x00')"),
     ("an erasure without its role", "SELECT erase_complaint_customer('c1', 'me', 'because')"),
     ("a checkpoint without the sealer's role",
-     "SELECT record_complaint_checkpoint(999999, 1, 1, repeat('0', 64), now(), 'k', 's', NULL)"),
+     "SELECT record_complaint_checkpoint(999999, 1, 1, repeat('0', 64), now(), 'k', 's', NULL, 1)"),
     ("an erasure record forged", "INSERT INTO complaint_erasures (customer_id, requested_by, legal_basis,"
                                  " database_user, keys_destroyed) VALUES ('c1', 'x', 'y', 'z', 0)"),
     ("an object of its own in the schema, to shadow ours", "CREATE TABLE public.complaint_events_shadow (x int)"),
@@ -101,7 +101,7 @@ async def test_the_application_role_still_appends_and_keys_through_its_functions
     (ERASER_ROLE, "SELECT append_complaint_events('X', ARRAY[1], ARRAY['t'], ARRAY[1], ARRAY[now()], ARRAY['a'],"
                   " ARRAY['{}'::jsonb], ARRAY[repeat('0', 64)], ARRAY[repeat('f', 64)], 'w', 'r')"),
     (ERASER_ROLE, "UPDATE complaint_customer_keys SET wrapped_key = NULL, erased_at = now()"),
-    (ERASER_ROLE, "SELECT record_complaint_checkpoint(999999, 1, 1, repeat('0', 64), now(), 'k', 's', NULL)"),
+    (ERASER_ROLE, "SELECT record_complaint_checkpoint(999999, 1, 1, repeat('0', 64), now(), 'k', 's', NULL, 1)"),
     (ERASER_ROLE, "SELECT * FROM complaint_events"),
 ])
 async def test_the_sealer_and_the_eraser_can_do_their_one_thing_only(database: Postgres, admin: asyncpg.Connection,
