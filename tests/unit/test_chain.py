@@ -289,3 +289,30 @@ def test_the_canonical_body_leaves_out_hashes() -> None:
                            actor="system", payload={})
     assert set(json.loads(body)) == {"actor", "complaint_id", "occurred_at", "payload", "schema_version",
                                      "sequence", "type"}
+
+
+_FIELDS_TO_TAMPER = ("complaint_id", "sequence", "type", "schema_version", "occurred_at", "actor", "payload",
+                     "prev_hash", "hash")
+
+
+@given(st.integers(0, 5), st.sampled_from(_FIELDS_TO_TAMPER), st.booleans(), st.booleans())
+def test_the_quick_check_and_the_walker_agree_on_every_chain(at: int, field: str, drop: bool, swap: bool) -> None:
+    """check_chain checks a holding chain in a tight loop and walks a broken one record by record: both must
+    say the same, head and breaks, whatever was done to the chain."""
+    from domain.chain import ChainWalker
+
+    records = chain(ChainHead(), "C-1", NOW, [Draft(type="X", schema_version=1, actor="agent:ana",
+                                                     payload={"n": i, "t": NOW.isoformat()}) for i in range(6)])
+    changed = {"complaint_id": "C-2", "sequence": 9, "type": "Y", "schema_version": 2,
+               "occurred_at": NOW + timedelta(microseconds=1), "actor": "agent:eve", "payload": {"n": -1},
+               "prev_hash": "1" * 64, "hash": "f" * 64}[field]
+    records[at] = records[at].model_copy(update={field: changed})
+    if drop:
+        del records[(at + 1) % len(records)]
+    if swap and len(records) > 2:
+        records[0], records[1] = records[1], records[0]
+    walker = ChainWalker("C-1")
+    for record in records:
+        walker.step(record)
+    assert check_chain("C-1", records) == (walker.head, walker.breaks)
+    assert walker.breaks  # every change above breaks something
