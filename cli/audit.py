@@ -63,6 +63,13 @@ def verify(
                                                         "called verified (exit 3).")] = None,
     log_only: Annotated[bool, typer.Option("--log-only", help="Chains and checkpoints only, without "
                                                              "Temporal as the second witness.")] = False,
+    since_checkpoint: Annotated[bool, typer.Option(
+        "--since-checkpoint", help="With --all --log-only: only what was appended since the newest checkpoint a "
+                                   "full verify proved (kept in --state), in time proportional to that.")] = False,
+    state: Annotated[Path | None, typer.Option(
+        help="Where a full verify keeps what it proved, and --since-checkpoint starts from (default: "
+             "COMPLAINTS_VERIFY_STATE, else ~/.cache/complaints/verified-<origin>.json).",
+        show_default=False)] = None,
 ) -> None:
     """Prove complaints' histories: chain, log against workflow, replay, both witnesses, checkpoints.
     A closed complaint whose history retention removed is checked against its archived witness.
@@ -99,8 +106,46 @@ def verify(
     if not all_ and not complaint_ids:
         err.print("name complaints, or --all, or --bundle FILE")
         raise typer.Exit(2)
+    from audit import incremental
+
+    state_file = state or incremental.state_path(os.environ.get(cp.ORIGIN_ENV))
+    if since_checkpoint:
+        if not (all_ and log_only) or complaint_ids:
+            err.print("[red]refused:[/red] --since-checkpoint goes with --all --log-only")
+            raise typer.Exit(2)
+        if not trusted:
+            err.print(f"[red]refused:[/red] --since-checkpoint needs the trusted public key (--public-key or "
+                      f"{cp.PUBLIC_KEY_ENV}): it starts from a checkpoint whose signature must hold")
+            raise typer.Exit(2)
+
+    async def remember(pool: Any, result: Verification) -> None:
+        """After a full verify that broke nothing, with the trusted key: keep the newest checkpoint proved."""
+        if not (all_ and result.ok and trusted and not result.unchecked_signatures):
+            return
+        stored, _ = await cp.stored_checkpoints(pool)
+        if stored:
+            newest = max(stored, key=lambda c: c.position)
+            incremental.save(await incremental.state_at(PostgresEventStore(pool), newest), state_file)
+
+    async def since() -> Verification:
+        assert trusted is not None
+        async with log_pool() as pool:
+            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
+                          TimeElapsedColumn(), console=err, disable=as_json) as progress:
+                task = progress.add_task("events since the checkpoint", total=None)
+                result, kept = await incremental.verify_since(
+                    PostgresEventStore(pool), incremental.load(state_file), trusted,
+                    lambda n: progress.advance(task, n))
+            incremental.save(kept, state_file)
+            return result
 
     async def go() -> Verification:
+        if since_checkpoint:
+            try:
+                return await since()
+            except incremental.NoVerifiedCheckpoint as missing:
+                err.print(f"[red]refused:[/red] {missing}")
+                raise typer.Exit(2) from None
         async with log_pool() as pool:
             temporal = None if log_only else await client()
             verifier = Verifier(PostgresEventStore(pool), temporal, _published(checkpoints), trusted,
@@ -113,13 +158,15 @@ def verify(
                     label = "chains (events)" if kind == "events" else "witnesses (complaints)"
                     tasks[kind] = progress.add_task(label, total=n)
 
-                return await verifier.verify(
+                result = await verifier.verify(
                     None if all_ else list(complaint_ids or []),
                     progress_events=lambda n: progress.advance(tasks["events"], n) if "events" in tasks else None,
                     progress_complaints=lambda n: progress.advance(tasks["complaints"], n)
                     if "complaints" in tasks else None,
                     on_total=total,
                 )
+            await remember(pool, result)
+            return result
 
     result = run(go())
     if as_json:

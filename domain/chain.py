@@ -185,9 +185,10 @@ class ChainWalker:
     """Checks one complaint's records one at a time, in stored order: gapless from 1, every hash
     recomputed, every link held. Holds only the head, so a whole log can be walked by global position."""
 
-    def __init__(self, complaint_id: str) -> None:
+    def __init__(self, complaint_id: str, head: ChainHead | None = None) -> None:
+        """From ``head`` (a head verified before, sealed in a checkpoint), or from genesis."""
         self.complaint_id = complaint_id
-        self.head = ChainHead()
+        self.head = head or ChainHead()
         self.events = 0
         self.breaks: list[Break] = []
 

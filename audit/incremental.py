@@ -1,0 +1,192 @@
+"""``complaints verify --all --log-only --since-checkpoint``: verify only what was appended since the newest
+checkpoint this auditor already verified, in time proportional to that.
+
+A full ``verify --all`` that finds nothing broken, with the seal's public key trusted, keeps what it proved
+in a state file (COMPLAINTS_VERIFY_STATE, else ``~/.cache/complaints/verified-<origin>.json``): the newest
+checkpoint, and every complaint's chain head at it. The incremental run then proves:
+
+- that checkpoint is still stored as it was, and its signature holds with the trusted key;
+- every sealed head is still in the log with the hash it had (a chain rewritten before the checkpoint, even
+  consistently from the edit down, changes its head: caught here, by index lookups, without rehashing);
+- every event since continues its complaint's chain from the sealed head (or from genesis, for a complaint
+  new since), hash recomputed, gapless;
+- every checkpoint sealed since gives its signed root and counts from those heads and events.
+
+What it cannot see: an edit before the checkpoint that leaves its chain inconsistent and its head alone (a
+payload changed, no hash recomputed). A full verify finds that; run one on a schedule. The state then moves
+to the newest checkpoint verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit import checkpoints as cp
+from audit.verify import Progress, Verification
+from domain.chain import Break, ChainHead, ChainWalker
+from eventlog import Cursor, PostgresEventStore
+
+STATE_ENV = "COMPLAINTS_VERIFY_STATE"
+#: Larger than any position: with a horizon's tx - 1, a cursor before every row at or above the horizon.
+_END = 2**62
+
+
+class NoVerifiedCheckpoint(Exception):
+    """Nothing to start from: run a full verify first (with the trusted key), or the state is unusable."""
+
+
+@dataclass
+class VerifiedState:
+    """What a verify proved last: a checkpoint, and every complaint's (sequence, hash) at it."""
+
+    checkpoint: cp.Checkpoint
+    heads: dict[str, tuple[int, str]]
+
+    def to_json(self) -> str:
+        return json.dumps({"checkpoint": self.checkpoint.model_dump(mode="json"),
+                           "heads": {cid: list(h) for cid, h in sorted(self.heads.items())}})
+
+    @classmethod
+    def from_json(cls, text: str) -> VerifiedState:
+        data = json.loads(text)
+        return cls(cp.Checkpoint.model_validate(data["checkpoint"]),
+                   {cid: (int(h[0]), str(h[1])) for cid, h in data["heads"].items()})
+
+
+def state_path(origin: str | None) -> Path:
+    explicit = os.environ.get(STATE_ENV)
+    if explicit:
+        return Path(explicit)
+    name = hashlib.sha256((origin or "").encode()).hexdigest()[:16]
+    return Path.home() / ".cache" / "complaints" / f"verified-{name}.json"
+
+
+def save(state: VerifiedState, path: Path) -> None:
+    """Written whole, then renamed: a run interrupted half-way leaves the previous state."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(state.to_json(), encoding="utf-8")
+    partial.replace(path)
+
+
+def load(path: Path) -> VerifiedState:
+    if not path.is_file():
+        raise NoVerifiedCheckpoint(f"no verified checkpoint at {path}: run `complaints verify --all` with the "
+                                   "trusted public key first")
+    try:
+        return VerifiedState.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError) as error:
+        raise NoVerifiedCheckpoint(f"{path} is not a verified checkpoint: {error}") from None
+
+
+async def state_at(store: PostgresEventStore, checkpoint: cp.Checkpoint) -> VerifiedState:
+    """The heads at ``checkpoint`` (one pass over what it seals: after a full verify proved it)."""
+    async with store.pool.acquire() as conn:
+        heads, _ = await cp.heads_at(conn, checkpoint)
+    return VerifiedState(checkpoint, {cid: (sequence, hash_) for cid, sequence, hash_ in heads})
+
+
+async def verify_since(store: PostgresEventStore, state: VerifiedState, trusted: str,
+                       progress: Progress | None = None) -> tuple[Verification, VerifiedState]:
+    """Prove what was appended since ``state``'s checkpoint; returns the verification and the state to keep
+    next (the newest checkpoint verified now, or the same one)."""
+    started = time.perf_counter()
+    result = Verification()
+    sealed = state.checkpoint
+    where = f"checkpoint @{sealed.position}"
+    stored, malformed = await cp.stored_checkpoints(store.pool)
+    result.checkpoint_breaks += malformed
+    mine = next((c for c in stored if c.position == sealed.position), None)
+    if mine != sealed:
+        result.checkpoint_breaks.append(Break(complaint_id=where, sequence=0, kind="checkpoint_withdrawn",
+                                              detail="the checkpoint verified last is missing or differs now"))
+    if sealed.signature_status(trusted) is not cp.Signature.verified:
+        result.checkpoint_breaks.append(Break(complaint_id=where, sequence=0, kind="checkpoint_signature",
+                                              detail="the signature does not hold with the trusted key"))
+    result.checkpoint_breaks += await _sealed_heads_unchanged(store, state)
+
+    newer = sorted((c for c in stored if c.position > sealed.position and c.horizon is not None),
+                   key=lambda c: c.position)
+    heads = {cid: ChainHead(sequence=s, hash=h) for cid, (s, h) in state.heads.items()}
+    walkers: dict[str, ChainWalker] = {}
+    events = sealed.events
+    kept = state
+    unreported = 0
+    async for item in store.scan(await _after(store, sealed)):
+        while newer and item.tx >= (newer[0].horizon or 0):
+            kept = _check_newer(result, newer.pop(0), heads, events, trusted) or kept
+        record = item.record
+        walker = walkers.get(record.complaint_id)
+        if walker is None:
+            walker = walkers[record.complaint_id] = ChainWalker(record.complaint_id, heads.get(record.complaint_id))
+        walker.step(record)
+        heads[record.complaint_id] = record.head
+        events += 1
+        unreported += 1
+        if progress and unreported == 5000:
+            progress(unreported)
+            unreported = 0
+    while newer:
+        kept = _check_newer(result, newer.pop(0), heads, events, trusted) or kept
+    if progress and unreported:
+        progress(unreported)
+    for cid, walker in walkers.items():
+        check = result.complaint(cid)
+        check.events, check.breaks = walker.events, list(walker.breaks)
+    result.checkpoints = 1 + sum(1 for c in stored if c.position > sealed.position)
+    result.seconds = time.perf_counter() - started
+    return result, (kept if result.ok else state)
+
+
+def _check_newer(result: Verification, checkpoint: cp.Checkpoint, heads: dict[str, ChainHead], events: int,
+                 trusted: str) -> VerifiedState | None:
+    """A checkpoint sealed since: its root and counts from the heads and events below its horizon."""
+    where = f"checkpoint @{checkpoint.position}"
+    found = []
+    if checkpoint.signature_status(trusted) is not cp.Signature.verified:
+        found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_signature",
+                           detail="the signature does not hold with the trusted key"))
+    leaves = sorted((cid, h.sequence, h.hash) for cid, h in heads.items())
+    if events != checkpoint.events or len(leaves) != checkpoint.complaints:
+        found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_count",
+                           detail=f"sealed {checkpoint.events} events of {checkpoint.complaints} complaints; the "
+                                  f"log has {events} events of {len(leaves)} complaints below its horizon"))
+    if cp.root_of(leaves) != checkpoint.root:
+        found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_root",
+                           detail="the chain heads below its horizon do not give the sealed root"))
+    result.checkpoint_breaks += found
+    return None if found else VerifiedState(checkpoint, {cid: (s, h) for cid, s, h in leaves})
+
+
+async def _after(store: PostgresEventStore, checkpoint: cp.Checkpoint) -> Cursor:
+    """The cursor just before the first row the checkpoint does not seal."""
+    if checkpoint.horizon is not None:
+        return Cursor(checkpoint.horizon - 1, _END)
+    async with store.pool.acquire() as conn:  # sealed before horizons: its rows share the migration's tx
+        tx = await conn.fetchval("SELECT tx::text::bigint FROM complaint_events WHERE position = $1",
+                                 checkpoint.position)
+    return Cursor(int(tx or 0), checkpoint.position)
+
+
+async def _sealed_heads_unchanged(store: PostgresEventStore, state: VerifiedState) -> list[Break]:
+    """Every head the checkpoint sealed is still in the log with its hash (index lookups, no rehashing)."""
+    ids = list(state.heads)
+    async with store.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT s.complaint_id, e.hash FROM unnest($1::text[], $2::integer[]) AS s(complaint_id, sequence)"
+            " LEFT JOIN complaint_events e ON e.complaint_id = s.complaint_id AND e.sequence = s.sequence",
+            ids, [state.heads[cid][0] for cid in ids])
+    found = []
+    for row in rows:
+        sequence, sealed_hash = state.heads[row["complaint_id"]]
+        if row["hash"] != sealed_hash:
+            found.append(Break(complaint_id=row["complaint_id"], sequence=sequence, kind="sealed_head_changed",
+                               detail="the event the checkpoint sealed as this complaint's head is "
+                                      + ("gone" if row["hash"] is None else "not the one sealed")))
+    return found
+
