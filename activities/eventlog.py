@@ -2,8 +2,10 @@
 workflow's head, store them, and return what was stored (what the workflow folds).
 
 Retries are safe: chaining is pure (same drafts, head and time give the same hashes), and the store
-treats an identical row as already written. A different row at the same place is divergent history,
-which no retry can mend, so it is raised as non-retryable."""
+treats an identical row as already written. A different row at the same place is divergent history, which no
+retry can mend, so it is raised as non-retryable; except when the same run stored the same decision there (a
+local append whose workflow task never completed, run again with a new workflow.now()): then the batch already
+stored is returned, and the workflow folds what the log holds."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import messages as msg
-from domain.chain import chain
+from domain.chain import Recorded, chain
 from domain.personal import has_personal, seal_payload
 from eventlog import BrokenChain, DivergentHistory, EventLogUnavailable, EventStore
 from eventlog.connect import CONNECTION_ERRORS
@@ -59,7 +61,14 @@ class EventLogActivities:
             written = await self.store.append(records, workflow_id=info.workflow_id or "",
                                               run_id=info.workflow_run_id or "")
         except DivergentHistory as error:
-            raise ApplicationError(str(error), type="DivergentHistory", non_retryable=True) from error
+            stored = await self._same_decision(records, info.workflow_run_id or "")
+            if stored is None:
+                raise ApplicationError(str(error), type="DivergentHistory", non_retryable=True) from error
+            # The same run's same decision, stored by an attempt whose workflow task never completed (a worker
+            # killed after a local append): the log keeps what it stored, and the workflow folds that.
+            log.warning("append retried by its run: the batch already stored is returned",
+                        types=[r.type for r in records], sequence=records[-1].sequence)
+            return msg.Appended(records=stored)
         except BrokenChain as error:
             raise ApplicationError(str(error), type="BrokenChain", non_retryable=True) from error
         except EventLogUnavailable as error:
@@ -74,3 +83,20 @@ class EventLogActivities:
         log.info("events appended" if written == len(records) else "append retried: already stored",
                  types=[r.type for r in records], new=written, sequence=records[-1].sequence)
         return msg.Appended(records=records)
+
+    async def _same_decision(self, records: list[Recorded], run_id: str) -> list[Recorded] | None:
+        """The batch stored at ``records``' place if the same run stored it in one append for the same decision
+        (the same events, by the same actors, in the same order: only what the clock gave may differ), else
+        None."""
+        if not run_id:
+            return None
+        try:
+            found = await self.store.stored_batch(records[0].complaint_id, records[0].sequence, records[-1].sequence)
+        except EventLogError:
+            return None
+        if found is None:
+            return None
+        stored, writer = found
+        same = writer == run_id and stored[0].prev_hash == records[0].prev_hash and all(
+            kept.type == new.type and kept.actor == new.actor for kept, new in zip(stored, records, strict=True))
+        return stored if same else None

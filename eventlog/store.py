@@ -79,6 +79,11 @@ class EventStore(abc.ABC):
         records = await self.read(complaint_id)
         return records[-1].head if records else ChainHead()
 
+    async def stored_batch(self, complaint_id: str, first: int, last: int) -> tuple[list[Recorded], str] | None:
+        """The records at sequences ``first``..``last`` if one append stored exactly those (no more, no fewer),
+        with the run that wrote them; None otherwise (or where the store does not know its appends)."""
+        return None
+
     async def writer_runs(self, complaint_id: str) -> list[str]:
         """The workflow runs that appended the complaint's events, in the order they first wrote (none where
         the store does not record runs): the runs whose histories witness the log."""
@@ -208,6 +213,18 @@ class PostgresEventStore(EventStore):
     async def complaint_ids(self) -> list[str]:
         rows = await self._fetch("SELECT DISTINCT complaint_id FROM complaint_events ORDER BY complaint_id")
         return [row["complaint_id"] for row in rows]
+
+    async def stored_batch(self, complaint_id: str, first: int, last: int) -> tuple[list[Recorded], str] | None:
+        rows = await self._fetch(f"SELECT run_id, tx::text AS tx_id, {_COLUMNS} FROM complaint_events"
+                                 " WHERE complaint_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY sequence",
+                                 complaint_id, first - 1, last + 1)
+        inside = [r for r in rows if first <= r["sequence"] <= last]
+        around = [r for r in rows if not first <= r["sequence"] <= last]
+        if len(inside) != last - first + 1 or len({(r["tx_id"], r["run_id"]) for r in inside}) != 1:
+            return None
+        if any(r["tx_id"] == inside[0]["tx_id"] for r in around):  # part of a larger append
+            return None
+        return [to_record(r) for r in inside], inside[0]["run_id"]
 
     async def writer_runs(self, complaint_id: str) -> list[str]:
         rows = await self._fetch("SELECT run_id FROM complaint_events WHERE complaint_id = $1 AND run_id <> ''"

@@ -3,10 +3,12 @@ else changes: every hash still verifies, the fold is the same."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import messages as msg
@@ -128,3 +130,49 @@ async def test_a_sealed_value_moved_to_another_place_does_not_open(
     opener = await keyring.opener()
     with pytest.raises(SealedFieldError):
         opener.open(token, f"{cid}/1/ComplaintReceived/customer_name".encode())
+
+
+def _as_run(run_id: str, *, local: bool = True) -> ActivityEnvironment:
+    environment = ActivityEnvironment()
+    environment.info = dataclasses.replace(environment.info, workflow_run_id=run_id, is_local=local)
+    return environment
+
+
+async def test_the_same_runs_decision_appended_again_at_another_time_returns_the_batch_already_stored(
+    store: PostgresEventStore, keyring: CustomerKeyring
+) -> None:
+    """A local append whose workflow task never completed (its worker killed) runs again with a new
+    workflow.now(): the log returns what the first attempt stored, and writes nothing."""
+    cid = new_id()
+    activities = EventLogActivities(store, keyring)
+    first = await _as_run("run-1").run(activities.append_events, request(cid))
+    later = request(cid).model_copy(update={"occurred_at": NOW + timedelta(seconds=3)})
+    again = await _as_run("run-1").run(activities.append_events, later)
+    assert again.records == first.records  # the stored batch, not the recomputed one
+    assert await store.read(cid) == first.records
+
+
+@pytest.mark.parametrize("forgery", ["another run", "another decision", "another actor", "a shorter batch"])
+async def test_a_different_batch_at_the_same_place_is_still_refused_as_divergent(
+    store: PostgresEventStore, keyring: CustomerKeyring, forgery: str
+) -> None:
+    cid = new_id()
+    activities = EventLogActivities(store, keyring)
+    first = await _as_run("run-1").run(activities.append_events, request(cid))
+    later = request(cid).model_copy(update={"occurred_at": NOW + timedelta(seconds=3)})
+    run = "run-1"
+    match forgery:
+        case "another run":
+            run = "run-2"
+        case "another decision":
+            later = later.model_copy(update={"drafts": [*later.drafts[:-1], Draft.of(
+                ev.ComplaintWithdrawn(reason="x"), "system")]})
+        case "another actor":
+            later = later.model_copy(update={"drafts": [d.model_copy(update={"actor": "agent:eve"})
+                                                        for d in later.drafts]})
+        case "a shorter batch":
+            later = later.model_copy(update={"drafts": later.drafts[:-1]})
+    with pytest.raises(ApplicationError) as refused:
+        await _as_run(run).run(activities.append_events, later)
+    assert refused.value.type == "DivergentHistory" and refused.value.non_retryable
+    assert await store.read(cid) == first.records

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def assert_clean(row: dict[str, Any]) -> None:
 @pytest.mark.parametrize("scale", [pytest.param(FULL, marks=slow_if_full)], ids=["full" if FULL else "fast"])
 async def test_workers_killed_at_random_moments(tmp_path: Path, scale: bool) -> None:
     kills = 10 if FULL else 1
-    rng = random.Random(11)
+    rng = random.Random(int(os.environ.get("RELIABILITY_SEED", "11")))  # another seed: other moments
     started = time.monotonic()
     async with lab(tmp_path, workers=1) as here:
         load = asyncio.create_task(run_load(here.client, N, timeout=LIMIT, concurrency=6 if FULL else 4))
