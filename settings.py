@@ -52,7 +52,8 @@ class Settings:
     #: How a complaint's workflow runs (never a caller's to choose): see activities.messages.RunOptions.
     max_history_events: int = field(default_factory=lambda: _count("COMPLAINTS_MAX_HISTORY_EVENTS", 8_000))
     fulfilment_attempts: int = field(default_factory=lambda: _count("COMPLAINTS_FULFILMENT_ATTEMPTS", 10))
-    local_appends: bool = field(default_factory=lambda: _flag("COMPLAINTS_LOCAL_APPENDS"))
+    #: Appends as local activities (in the workflow task): on unless COMPLAINTS_LOCAL_APPENDS=0.
+    local_appends: bool = field(default_factory=lambda: _flag("COMPLAINTS_LOCAL_APPENDS", default=True))
     refused_run_ttl_seconds: int = field(default_factory=lambda: _count("COMPLAINTS_REFUSED_RUN_TTL", 60))
 
     def run_options(self) -> RunOptionValues:
@@ -122,11 +123,11 @@ def _count(name: str, default: int) -> int:
     return int(raw)
 
 
-def _flag(name: str) -> bool:
+def _flag(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if raw not in ("", "0", "1", "true", "false", "yes", "no"):
         raise SystemExit(f"{name} must be 1 or 0, not {raw!r}")
-    return raw in ("1", "true", "yes")
+    return default if raw == "" else raw in ("1", "true", "yes")
 
 
 def _seconds(name: str, default: float) -> float:

@@ -56,17 +56,13 @@ LIMITS: dict[str, str] = {
         "is replayed from its history when its timer fires or a decision arrives."
     ),
     "Local activities for appends": (
-        "measured faster (see the levers: a local activity runs in the workflow task, so no round trip to "
-        "the server and three fewer history events per append), but not kept. Appends are idempotent only "
-        "for identical input, and a local activity's input is not in history before it runs: when a worker "
-        "dies between the append and the end of its workflow task, the next attempt computes the batch again "
-        "with a new workflow.now(), which the log must refuse as divergent. With local appends as the default, "
-        "the fast worker-SIGKILL fault test lost a complaint in one run of four (its update failed: the "
-        "workflow completed first; its last three events missing). Keeping them needs appends keyed by run and "
-        "place, returning the batch already stored there: a change to the log's contract."
+        "kept, on by default. A local activity's input is not in history before it runs: when a worker dies "
+        "between the append and the end of its workflow task, the next attempt computes the batch again with "
+        "a new workflow.now(). The append now recognises its own run's decision at the same place (same run, "
+        "one append of exactly those events, same types and actors) and returns the batch already stored, "
+        "which the workflow folds; anything else there is still refused as divergent."
     ),
     "Not tried yet": (
-        "safe local appends (a retried append at the same place from the same run returning the batch already "
-        "stored), and a smaller per-workflow footprint in the worker's cache."
+        "a smaller per-workflow footprint in the worker's cache (what the sandbox copies per run)."
     ),
 }

@@ -197,15 +197,17 @@ async def bare_run(client: Client, plan: Plan, count: int, concurrency: int) -> 
 async def measure(client: Client, pool: asyncpg.Pool, results: Results, advance: Callable[[str], None],
                   count: int = 160, concurrency: int = 20) -> None:
     section = "1. Throughput and latency"
-    local_appends = msg.RunOptions(**Settings().run_options()).model_copy(update={"local_appends": True})
+    # Appends are local activities by default; the same complaints with appends as (remote) activities are
+    # the baseline of issue 17's goals, on a queue of their own.
+    activity_appends = msg.RunOptions(**Settings().run_options()).model_copy(update={"local_appends": False})
     async with Worker(client, task_queue=BARE_QUEUE, workflows=[BareWorkflow], activities=[noop]), \
-            build_worker(client, pool, QUEUE), build_worker(client, pool, LOCAL_QUEUE, run_options=local_appends):
+            build_worker(client, pool, QUEUE), build_worker(client, pool, LOCAL_QUEUE, run_options=activity_appends):
         plan = await calibrate(client, pool)
         await bare_run(client, plan, 10, concurrency)  # warm both up: imports, caches, connections
         await real_run(client, pool, 10, concurrency)
         advance("throughput: warmed up")
-        # Alternated, twice each, so that a slow minute of the machine falls on every side. The lever (appends
-        # as local activities) runs half as many complaints in all.
+        # Alternated, twice each, so that a slow minute of the machine falls on every side. The activity-append
+        # path runs half as many complaints in all.
         bare, ours, local = Timings(), Timings(), Timings()
         runs: list[tuple[Timings, Callable[[], Awaitable[Timings]]]] = [
             (bare, lambda: bare_run(client, plan, count // 2, concurrency)),
@@ -218,28 +220,33 @@ async def measure(client: Client, pool: asyncpg.Pool, results: Results, advance:
                 total.seconds += measured.seconds
                 total.ack += measured.ack
                 total.decision += measured.decision
-            advance(f"throughput: round {round_} of 2 (bare Temporal, complaints, local appends)")
+            advance(f"throughput: round {round_} of 2 (bare Temporal, complaints, activity appends)")
     shape = f"{count} complaints, {concurrency} concurrent starters; per complaint {len(plan.activities)} " \
             f"activities ({plan.activities.count('local')} of them local), {len(plan.updates)} updates"
     results.add(Figure(section, "complaints/s, valid -> remedy -> fulfilled -> closed", count / ours.seconds,
-                       count / bare.seconds, "complaints/s", goal=">= 0.8 of bare Temporal",
-                       met=(count / ours.seconds) >= 0.8 * (count / bare.seconds), note=shape))
+                       count / bare.seconds, "complaints/s", goal=">= 0.85 of bare Temporal",
+                       met=(count / ours.seconds) >= 0.85 * (count / bare.seconds), note=shape))
     for name, mine, base in [("submit -> acknowledged", ours.ack, bare.ack),
                              ("decision update -> its event committed", ours.decision, bare.decision)]:
         for p in (50, 95):
             results.add(Figure(section, f"p{p} {name}", percentile(mine, p) * 1000, percentile(base, p) * 1000,
                                "ms", higher_is_better=False,
                                note=f"{len(mine)} samples; baseline: the bare workflow's no-op activity ran"))
-    rate, local_rate = count / ours.seconds, count // 2 / local.seconds
+    rate, activity_rate = count / ours.seconds, count // 2 / local.seconds
+    results.add(Figure(section, "complaints/s, appends as local activities (default) vs as activities", rate,
+                       activity_rate, "complaints/s", goal=">= 1.3 of activity appends",
+                       met=rate >= 1.3 * activity_rate,
+                       note=f"{count} vs {count // 2} complaints, alternated in the same run"))
+    p50, p50_activity = percentile(ours.decision, 50) * 1000, percentile(local.decision, 50) * 1000
+    results.add(Figure(section, "p50 decision -> committed, local vs activity appends", p50, p50_activity, "ms",
+                       higher_is_better=False, goal="<= 0.6 of activity appends", met=p50 <= 0.6 * p50_activity,
+                       note="both in the same run"))
     results.lever("local activities for appends",
-                  f"{local_rate:.1f} complaints/s, p50 decision -> committed "
-                  f"{percentile(local.decision, 50) * 1000:,.0f} ms with appends as local activities "
-                  f"({count // 2} complaints) vs {rate:.1f} complaints/s, "
-                  f"{percentile(ours.decision, 50) * 1000:,.0f} ms as activities",
-                  "not kept" + (", though faster" if local_rate > rate else "") + ": a local activity's input is "
-                  "not in history before it runs, so a worker killed between the append and the end of its "
-                  "workflow task re-runs it with a new workflow.now(), a batch the log must refuse as divergent "
-                  "(option local_appends, off by default)")
+                  f"{rate:.1f} complaints/s, p50 decision -> committed {p50:,.0f} ms with appends as local "
+                  f"activities vs {activity_rate:.1f} complaints/s, {p50_activity:,.0f} ms as activities",
+                  "kept (COMPLAINTS_LOCAL_APPENDS, on by default): a worker killed between a local append and the "
+                  "end of its workflow task runs it again with a new workflow.now(), and the log returns the batch "
+                  "the same run stored there for the same decision (make reliability: worker SIGKILL, 0 lost)")
     async with build_worker(client, pool, QUEUE, max_cached_workflows=0):
         uncached = await real_run(client, pool, count // 2, concurrency)
     advance("throughput: without the sticky cache")
