@@ -83,8 +83,13 @@ def build_worker(
     keyring = CustomerKeyring(pool, master or master_key())
     trusted = issuers if issuers is not None else TrustedIssuers.parse(settings.trusted_issuers)
     plaintext = settings.allow_plaintext if allow_plaintext is None else allow_plaintext
-    admission = Admission(store, trusted, run_options or msg.RunOptions(**settings.run_options()),
-                          allow_plaintext=plaintext)
+    chosen = run_options or msg.RunOptions(**settings.run_options())
+    if options.get("max_cached_workflows", settings.workflow_cache) == 0 and chosen.local_appends:
+        # A local activity keeps its workflow task open; a worker that caches no workflow evicts it before
+        # the activity reports, and the task fails for ever. Without a cache, appends are activities.
+        log.warning("no workflow cache: appends run as activities, not local activities")
+        chosen = chosen.model_copy(update={"local_appends": False})
+    admission = Admission(store, trusted, chosen, allow_plaintext=plaintext)
     # Headers (the callers' tokens) may come encrypted, as the temporal CLI with a codec sends them and as
     # the project's clients do: the worker opens them with the codec before the doors read them.
     config = client.config()  # a copy
