@@ -50,10 +50,11 @@ LIMITS: dict[str, str] = {
         "a progress-bar update per event (now per 5,000) and `model_construct` per row (validation is faster)."
     ),
     "Memory": (
-        "about 315 kB per cached workflow (the lever below measures it; the goal is 100 kB, not reached yet): "
-        "the sandbox gives each run its own copy of the workflow module, and each holds its complaint's folded state. Complaints wait days between human steps, so "
-        "the worker caches 500 (COMPLAINTS_WORKFLOW_CACHE) rather than the SDK's 1,000: an evicted complaint "
-        "is replayed from its history when its timer fires or a decision arrives."
+        "about 315 kB per cached workflow (the lever below measures it; the goal is 100 kB, not reached "
+        "yet): the sandbox gives each run its own copy of the workflow module, and each holds its "
+        "complaint's folded state. Complaints wait days between human steps, so the worker caches 500 "
+        "(COMPLAINTS_WORKFLOW_CACHE) rather than the SDK's 1,000: an evicted complaint is replayed from its "
+        "history when its timer fires or a decision arrives."
     ),
     "Local activities for appends": (
         "kept, on by default. A local activity's input is not in history before it runs: when a worker dies "
