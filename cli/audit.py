@@ -122,10 +122,13 @@ def verify(
         """After a full verify that broke nothing, with the trusted key: keep the newest checkpoint proved."""
         if not (all_ and result.ok and trusted and not result.unchecked_signatures):
             return
-        stored, _ = await cp.stored_checkpoints(pool)
-        if stored:
-            newest = max(stored, key=lambda c: c.position)
-            incremental.save(await incremental.state_at(PostgresEventStore(pool), newest), state_file)
+        try:
+            stored, _ = await cp.stored_checkpoints(pool)
+            if stored:
+                newest = max(stored, key=lambda c: c.position)
+                incremental.save(await incremental.state_at(PostgresEventStore(pool), newest), state_file)
+        except (OSError, asyncpg.PostgresError) as error:  # a convenience for the next run: never the verdict
+            err.print(f"[yellow]the verified checkpoint was not kept for --since-checkpoint:[/yellow] {error}")
 
     async def since() -> Verification:
         assert trusted is not None

@@ -67,7 +67,7 @@ async def finish(name: str, here: Lab, outcomes: list[Any], started: float, note
     row = {"fault": name, "complaints": counted.complaints, "events": counted.events, "lost": counted.lost,
            "duplicated": counted.duplicated, "verify_exit": verified["exit_code"], "secrets_in_logs": leaked,
            "seconds": round(time.monotonic() - started, 1), "notes": notes, "problems": counted.problems[:10],
-           "breaks": verified.get("breaks", [])[:10]}
+           "breaks": verified.get("breaks", [])[:10], "verify_error": str(verified.get("raw", ""))[-3000:]}
     results.record(row)
     return row
 
@@ -75,7 +75,7 @@ async def finish(name: str, here: Lab, outcomes: list[Any], started: float, note
 def assert_clean(row: dict[str, Any]) -> None:
     assert row["lost"] == 0, row["problems"]
     assert row["duplicated"] == 0, row["problems"]
-    assert row["verify_exit"] == 0, row["breaks"]
+    assert row["verify_exit"] == 0, row["breaks"] or row["verify_error"]
     assert row["secrets_in_logs"] == [], row["secrets_in_logs"]
 
 
