@@ -185,3 +185,15 @@ class PageSettings:
         if not self.page_url:
             return None
         return self.page_url, self.link_key_bytes()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (where a plain connection, as to a test's server, is allowed)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -18,7 +18,6 @@ aiosmtplib is imported when a message is sent, so the models here stay importabl
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
@@ -31,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from identity import reply_tokens
 from logs import get_logger
-from settings import MailSettings
+from settings import MailSettings, is_loopback
 
 log = get_logger(__name__)
 
@@ -188,7 +187,7 @@ class EmailChannel:
             raise DeliveryRefused(f"cannot be written: {_short(error)}") from None
         if bool(settings.smtp_user) != bool(settings.smtp_password):
             raise MailMisconfigured("COMPLAINTS_SMTP_USER and COMPLAINTS_SMTP_PASSWORD go together")
-        if settings.smtp_user and not settings.smtp_starttls and not _loopback(settings.smtp_host):
+        if settings.smtp_user and not settings.smtp_starttls and not is_loopback(settings.smtp_host):
             raise MailMisconfigured("credentials over a connection without STARTTLS: set COMPLAINTS_SMTP_STARTTLS=1")
         smtp = aiosmtplib.SMTP(hostname=settings.smtp_host, port=settings.smtp_port, timeout=settings.smtp_timeout,
                                start_tls=settings.smtp_starttls, username=settings.smtp_user,
@@ -246,15 +245,6 @@ def _address(text: str, what: str) -> Address:
             or ("." not in address.domain and address.domain != "localhost"):
         raise ValueError(f"{what}: not an email address (ASCII, user@domain)")
     return Address(display_name=address.display_name, username=address.username, domain=address.domain)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _short(error: object, limit: int = 200) -> str:

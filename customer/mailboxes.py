@@ -16,7 +16,6 @@ import contextlib
 import email
 import email.policy
 import imaplib
-import ipaddress
 import mailbox
 import ssl
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Literal, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from settings import is_loopback
 
 Mark = Literal["filed", "refused"]
 
@@ -113,7 +114,7 @@ class ImapInbox:
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
 
     def _connect(self) -> imaplib.IMAP4:
-        if self.tls == "none" and not _loopback(self.host):  # refused before a byte is sent in the clear
+        if self.tls == "none" and not is_loopback(self.host):  # refused before a byte is sent in the clear
             raise ValueError("IMAP without TLS is for a loopback server only")
         context = self.ssl_context or ssl.create_default_context()
         if self.tls == "implicit":
@@ -187,15 +188,6 @@ def inbox_from(setting: str, password: str | None = None) -> Inbox:
         return ImapInbox(parts.hostname, unquote(parts.username), password,
                          parts.port or (993 if parts.scheme == "imaps" else 143), folder, tls)
     raise ValueError(f"COMPLAINTS_INBOUND: not maildir:/path, imaps://user@host or imap://user@host: {setting!r}")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _quoted(folder: str) -> str:
