@@ -28,8 +28,9 @@ from pathlib import Path
 
 from audit import checkpoints as cp
 from audit.verify import Progress, Verification
-from domain.chain import Break, ChainHead, ChainWalker
+from domain.chain import Break, ChainHead, Chains
 from eventlog import Cursor, PostgresEventStore
+from eventlog.store import TX
 
 STATE_ENV = "COMPLAINTS_VERIFY_STATE"
 #: Larger than any position: with a horizon's tx - 1, a cursor before every row at or above the horizon.
@@ -112,32 +113,27 @@ async def verify_since(store: PostgresEventStore, state: VerifiedState, trusted:
 
     newer = sorted((c for c in stored if c.position > sealed.position and c.horizon is not None),
                    key=lambda c: c.position)
-    heads = {cid: ChainHead(sequence=s, hash=h) for cid, (s, h) in state.heads.items()}
-    walkers: dict[str, ChainWalker] = {}
+    chains = Chains({cid: ChainHead(sequence=s, hash=h) for cid, (s, h) in state.heads.items()})
     events = sealed.events
     kept = state
-    unreported = 0
-    async for item in store.scan(await _after(store, sealed)):
-        while newer and item.tx >= (newer[0].horizon or 0):
-            kept = _check_newer(result, newer.pop(0), heads, events, trusted) or kept
-        record = item.record
-        walker = walkers.get(record.complaint_id)
-        if walker is None:
-            walker = walkers[record.complaint_id] = ChainWalker(record.complaint_id, heads.get(record.complaint_id))
-        walker.step(record)
-        heads[record.complaint_id] = record.head
-        events += 1
-        unreported += 1
-        if progress and unreported == 5000:
-            progress(unreported)
-            unreported = 0
+    async for page in store.pages(await _after(store, sealed)):
+        rows = list(page)
+        while rows:
+            horizon = (newer[0].horizon or 0) if newer else None
+            below = rows if horizon is None else [r for r in rows if r[TX] < horizon]
+            chains.feed(below)
+            events += len(below)
+            if progress and below:
+                progress(len(below))
+            if len(below) == len(rows):
+                break
+            kept = _check_newer(result, newer.pop(0), chains.heads(), events, trusted) or kept
+            rows = rows[len(below):]
     while newer:
-        kept = _check_newer(result, newer.pop(0), heads, events, trusted) or kept
-    if progress and unreported:
-        progress(unreported)
-    for cid, walker in walkers.items():
+        kept = _check_newer(result, newer.pop(0), chains.heads(), events, trusted) or kept
+    for cid, count in chains.events.items():
         check = result.complaint(cid)
-        check.events, check.breaks = walker.events, list(walker.breaks)
+        check.events, check.breaks = count, chains.breaks(cid)
     result.checkpoints = 1 + sum(1 for c in stored if c.position > sealed.position)
     result.seconds = time.perf_counter() - started
     return result, (kept if result.ok else state)

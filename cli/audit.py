@@ -152,7 +152,7 @@ def verify(
         async with log_pool() as pool:
             temporal = None if log_only else await client()
             verifier = Verifier(PostgresEventStore(pool), temporal, _published(checkpoints), trusted,
-                                task_queue=Settings().task_queue)
+                                task_queue=Settings().task_queue, dsn=Settings().require_database())
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=err, disable=as_json) as progress:
                 tasks: dict[str, Any] = {}
@@ -358,7 +358,7 @@ def report(
 
     async def go() -> Any:
         async with log_pool() as pool:
-            return await build_report(PostgresEventStore(pool), day)
+            return await build_report(PostgresEventStore(pool), day, Settings().require_database())
 
     figures = run(go())
     if html is not None:

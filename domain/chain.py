@@ -217,45 +217,96 @@ class ChainWalker:
         self.head = record.head
 
 
+#: The columns of a stored event, in the order readers hand rows to :class:`Chains` (and :func:`recorded`).
+ROW_FIELDS = ("complaint_id", "sequence", "type", "schema_version", "occurred_at", "actor", "payload", "prev_hash",
+              "hash")
+
+
+def recorded(row: Sequence[Any]) -> Recorded:
+    """A stored row (ROW_FIELDS order) as a record. A row is evidence, checked by the chain, not by a schema:
+    one that does not fit the model is still taken as it is. (Validated first, field by field from the row,
+    because pydantic-core validates these fields faster than ``model_construct`` copies them.)"""
+    try:
+        return Recorded(complaint_id=row[0], sequence=row[1], type=row[2], schema_version=row[3],
+                        occurred_at=row[4], actor=row[5], payload=row[6], prev_hash=row[7], hash=row[8])
+    except ValueError:  # pydantic's ValidationError
+        return Recorded.model_construct(**dict(zip(ROW_FIELDS, row, strict=False)))
+
+
+class Chains:
+    """Many complaints' chains checked together from rows in global order (each complaint's rows in sequence
+    order, among the others'), holding only each complaint's head, so a whole log is checked in one pass.
+
+    A row that continues its chain exactly costs one canonicalisation and one hash and builds nothing (a
+    batch's events share their time, spelled once); from the first row of a complaint that does not, a
+    :class:`ChainWalker` takes that complaint over and names every break from there."""
+
+    def __init__(self, heads: dict[str, ChainHead] | None = None) -> None:
+        """From ``heads`` (heads verified before, sealed in a checkpoint), or every complaint from genesis."""
+        self._heads: dict[str, tuple[int, str]] = {cid: (h.sequence, h.hash) for cid, h in (heads or {}).items()}
+        self._walkers: dict[str, ChainWalker] = {}
+        #: Rows fed per complaint.
+        self.events: dict[str, int] = {}
+
+    def feed(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Check ``rows``: sequences in ROW_FIELDS order (columns after those are ignored)."""
+        heads, events, walkers = self._heads, self.events, self._walkers
+        sha256, fromhex, dumps, sort = hashlib.sha256, bytes.fromhex, orjson.dumps, orjson.OPT_SORT_KEYS
+        genesis = (0, GENESIS)
+        at: Any = None
+        when = ""
+        for row in rows:
+            cid = row[0]
+            events[cid] = events.get(cid, 0) + 1
+            walker = walkers.get(cid) if walkers else None
+            if walker is None:
+                sequence, prev = heads.get(cid, genesis)
+                try:
+                    if row[1] == sequence + 1 and row[7] == prev:
+                        if row[4] != at or at is None:
+                            at = row[4]
+                            when = canonical_time(at)
+                        body = dumps({"actor": row[5], "complaint_id": cid, "occurred_at": when, "payload": row[6],
+                                      "schema_version": row[3], "sequence": row[1], "type": row[2]}, option=sort)
+                        if sha256(fromhex(prev) + body).hexdigest() == row[8]:
+                            heads[cid] = (row[1], row[8])
+                            continue
+                except (ValueError, TypeError, AttributeError, orjson.JSONEncodeError):
+                    at = None
+                walker = walkers[cid] = ChainWalker(cid, ChainHead(sequence=sequence, hash=prev))
+            walker.step(recorded(row))
+
+    def head(self, complaint_id: str) -> ChainHead:
+        walker = self._walkers.get(complaint_id)
+        if walker is not None:
+            return walker.head
+        sequence, hash = self._heads.get(complaint_id, (0, GENESIS))
+        return ChainHead(sequence=sequence, hash=hash)
+
+    def heads(self) -> dict[str, ChainHead]:
+        """Every complaint's head: those given at the start and those reached."""
+        return {cid: self.head(cid) for cid in self._heads.keys() | self._walkers.keys()}
+
+    def breaks(self, complaint_id: str) -> list[Break]:
+        walker = self._walkers.get(complaint_id)
+        return list(walker.breaks) if walker is not None else []
+
+
+def _row(record: Recorded) -> tuple[Any, ...]:
+    return (record.complaint_id, record.sequence, record.type, record.schema_version, record.occurred_at,
+            record.actor, record.payload, record.prev_hash, record.hash)
+
+
 def check_chain(complaint_id: str, records: Iterable[Recorded]) -> tuple[ChainHead, list[Break]]:
     """Walk a complaint's records in stored order. Returns the head reached and every break found (empty
-    when the chain verifies).
-
-    A chain that holds is checked in one tight loop (the same bytes hashed, the same comparisons, nothing
-    built per record but the hash); at the first thing that does not hold, the :class:`ChainWalker` walks
-    it again to name every break."""
+    when the chain verifies). The records are checked as :class:`Chains` checks rows; one of another
+    complaint makes the :class:`ChainWalker` walk them all, to name it."""
     records = list(records)
-    head = _holds(complaint_id, records)
-    if head is not None:
-        return head, []
+    if all(r.complaint_id == complaint_id for r in records):
+        chains = Chains()
+        chains.feed([_row(r) for r in records])
+        return chains.head(complaint_id), chains.breaks(complaint_id)
     walker = ChainWalker(complaint_id)
     for record in records:
         walker.step(record)
     return walker.head, walker.breaks
-
-
-def _holds(complaint_id: str, records: list[Recorded]) -> ChainHead | None:
-    """The head if every record continues the chain exactly, else None (the caller looks closer)."""
-    sha256, fromhex, dumps, sort = hashlib.sha256, bytes.fromhex, orjson.dumps, orjson.OPT_SORT_KEYS
-    prev, sequence = GENESIS, 0
-    at: datetime | None = None
-    when = ""
-    try:
-        for record in records:
-            sequence += 1
-            if record.complaint_id != complaint_id or record.sequence != sequence or record.prev_hash != prev:
-                return None
-            if record.occurred_at != at or at is None:  # one batch's events share their time: spelled once
-                at = record.occurred_at
-                when = canonical_time(at)
-            digest = sha256(fromhex(prev))
-            digest.update(dumps({"actor": record.actor, "complaint_id": complaint_id,
-                                 "occurred_at": when, "payload": record.payload,
-                                 "schema_version": record.schema_version, "sequence": sequence,
-                                 "type": record.type}, option=sort))
-            prev = record.hash
-            if digest.hexdigest() != prev:
-                return None
-    except (ValueError, TypeError, AttributeError, orjson.JSONEncodeError):
-        return None
-    return ChainHead(sequence=sequence, hash=prev)

@@ -55,7 +55,7 @@ async def test_a_saved_history_replays_with_todays_code(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     history = WorkflowHistory.from_json(await _workflow_id(text), text)
     replayer = Replayer(workflows=[ComplaintWorkflow, ForgetRefusedRun], data_converter=data_converter(default_codec()),
-                        interceptors=for_replay(), workflow_runner=sandbox_runner(),
+                        interceptors=for_replay(), workflow_runner=sandbox_runner(strict=True),
                         header_codec_behavior=HeaderCodecBehavior.CODEC)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None

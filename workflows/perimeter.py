@@ -69,12 +69,21 @@ def plaintext(value: object) -> bool:
 #: cryptography's native code raises its exceptions by importing them, which must find the real modules
 #: (re-imported in the sandbox, a failed signature check aborts the process).
 PASSTHROUGH_MODULES = ("cryptography", "jwt", "identity")
+#: The workflows' own code. The SDK imports a workflow's module afresh for every run, to isolate module state;
+#: these modules hold none (constants, classes and functions only), and their fresh copies were most of what a
+#: cached complaint cost a worker (code objects and functions: ~180 of ~315 kB). A worker passes them through;
+#: replays keep the strict sandbox (see :func:`sandbox_runner`).
+WORKFLOW_MODULES = ("workflows",)
 
 
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    """The workflow runner for workers and replayers: the default sandbox, with :data:`PASSTHROUGH_MODULES`."""
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
+def sandbox_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+    """The workflow runner: the default sandbox, with :data:`PASSTHROUGH_MODULES`. A worker's (the default)
+    also passes :data:`WORKFLOW_MODULES` through, so its runs share one copy of the workflow code. ``strict``
+    re-imports them per run, as the SDK does by default, with every module-level restriction applied to
+    them: what replayers use (the saved histories' replay test, ``verify``'s replay), so workflow code that
+    reached for the clock, randomness or I/O would fail there."""
+    modules = PASSTHROUGH_MODULES if strict else PASSTHROUGH_MODULES + WORKFLOW_MODULES
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*modules))
 
 
 def for_replay() -> list[Interceptor]:

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.calendar import calendar_around
+from audit import parts
 from audit.report import build_report, percentile, render_html, render_json, report_from_records
 from domain.policies.deadlines import business_days_between
 from domain.vocabulary import Stage
@@ -55,7 +56,8 @@ async def five_paths(drive: Driver, data: Callable[..., Any]) -> dict[str, str]:
     return ids
 
 
-async def test_the_report_counts_what_happened(drive: Driver, intake_data: Callable[..., Any]) -> None:
+async def test_the_report_counts_what_happened(drive: Driver, intake_data: Callable[..., Any], database: Any,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     ids = await five_paths(drive, intake_data)
     late = await drive.state(ids["late"])
     assert late.acknowledged_at is not None
@@ -78,6 +80,9 @@ async def test_the_report_counts_what_happened(drive: Driver, intake_data: Calla
         ("ID", "acknowledgement"): 1, ("ID", "assessment"): 1, ("ID", "final_response"): 1}
     assert {(r["kind"], r["how"]): r["count"] for r in figures["remedies"]} == {
         ("discount", "chosen"): 1, ("service_credit", "chosen"): 1}
+    # Read in parts by processes of their own (as `complaints report` reads), the figures are the same.
+    monkeypatch.setenv(parts.PROCESSES_ENV, "3")
+    assert render_json(await build_report(drive.store, dsn=database.app_url)) == figures
     assert figures["outcomes"] == {"resolved": 2, "customer_left": 1, "withdrawn": 1}
     assert figures["business_days"]["acknowledgement"] == {"median": 0, "p90": late_days, "n": 5}
     assert figures["business_days"]["resolution"]["n"] == 4 and figures["business_days"]["resolution"]["median"] == 0

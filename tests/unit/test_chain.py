@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from domain.chain import (
     GENESIS,
+    ROW_FIELDS,
     ChainHead,
+    Chains,
     Draft,
     Recorded,
     canonical_bytes,
@@ -316,3 +318,28 @@ def test_the_quick_check_and_the_walker_agree_on_every_chain(at: int, field: str
         walker.step(record)
     assert check_chain("C-1", records) == (walker.head, walker.breaks)
     assert walker.breaks  # every change above breaks something
+
+
+def _row(record: Recorded) -> tuple[Any, ...]:
+    return tuple(getattr(record, name) for name in ROW_FIELDS) + (0, 0)  # and the tx and position columns
+
+
+@given(st.permutations(range(3)), st.integers(0, 3), st.booleans())
+def test_chains_read_interleaved_complaints_as_each_one_alone(order: list[int], tampered: int, from_head: bool) -> None:
+    """Rows of several complaints interleaved as in global order (each in its own sequence order): each
+    complaint gets the head, count and breaks check_chain gives it alone, from genesis or from a head verified
+    before."""
+    logs = {f"C-{n}": records("a", "b", "c", "d", cid=f"C-{n}", at=NOW + timedelta(seconds=n)) for n in range(3)}
+    if tampered < 3:
+        logs[f"C-{tampered}"][2] = logs[f"C-{tampered}"][2].model_copy(update={"payload": {"text": "forged"}})
+    start = 1 if from_head else 0
+    heads = {cid: stored[0].head for cid, stored in logs.items()} if from_head else None
+    interleaved = [_row(logs[f"C-{n}"][i]) for i in range(start, 4) for n in order]
+    chains = Chains(heads)
+    chains.feed(interleaved[:5])
+    chains.feed(interleaved[5:])
+    for cid, stored in logs.items():
+        head, found = check_chain(cid, stored)
+        assert chains.head(cid) == head and chains.breaks(cid) == found
+        assert chains.events[cid] == 4 - start
+    assert chains.heads() == {cid: check_chain(cid, stored)[0] for cid, stored in logs.items()}
