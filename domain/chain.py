@@ -229,7 +229,7 @@ def recorded(row: Sequence[Any]) -> Recorded:
     try:
         return Recorded(complaint_id=row[0], sequence=row[1], type=row[2], schema_version=row[3],
                         occurred_at=row[4], actor=row[5], payload=row[6], prev_hash=row[7], hash=row[8])
-    except ValueError:  # pydantic's ValidationError
+    except (ValueError, IndexError):  # pydantic's ValidationError; a short row
         return Recorded.model_construct(**dict(zip(ROW_FIELDS, row, strict=False)))
 
 
