@@ -38,7 +38,7 @@ ERASER = "eraser"
 _TABLES_READ = {
     # The workers read the log and customer keys, and write the remedy ledger (the provider's stand-in).
     APP: ["complaint_events", "complaint_customer_keys", "complaint_remedy_fulfilments", "complaint_checkpoints",
-          "complaint_schema_migrations", "complaint_erasures", "complaint_witness_archive"],
+          "complaint_schema_migrations", "complaint_erasures", "complaint_witness_archive", "complaint_consumers"],
     # The sealer also archives closed complaints' witnesses before retention (migrations/006_witness_archive.sql).
     SEALER: ["complaint_events", "complaint_checkpoints", "complaint_witness_archive"],
     ERASER: ["complaint_customer_keys", "complaint_erasures"],
@@ -46,7 +46,9 @@ _TABLES_READ = {
 _TABLES_INSERT = {APP: ["complaint_remedy_fulfilments"], SEALER: [], ERASER: []}
 _FUNCTIONS = {
     APP: ["append_complaint_events(text, integer[], text[], integer[], timestamptz[], text[], jsonb[], text[], "
-          "text[], text, text)", "complaint_customer_key(text, text, bytea)"],
+          "text[], text, text)", "complaint_customer_key(text, text, bytea)",
+          # Consumers of the log move their positions (migrations/010_subscriptions.sql).
+          "advance_complaint_consumer(text, bigint, bigint, bigint, bigint, bigint)"],
     SEALER: ["record_complaint_checkpoint(bigint, bigint, integer, text, timestamptz, text, text, text, bigint)",
              "record_complaint_witness(text, text, text[], integer, text, text[], text, text, timestamptz, text, "
              "text)"],

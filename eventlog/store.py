@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -161,7 +162,10 @@ class PostgresEventStore(EventStore):
         check_batch(records)
         try:
             async with self.pool.acquire() as conn:
-                return await self.append_on(conn, records, workflow_id=workflow_id, run_id=run_id)
+                written = await self.append_on(conn, records, workflow_id=workflow_id, run_id=run_id)
+                if written:
+                    await _notify(conn)
+                return written
         except CONNECTION_ERRORS as error:
             raise EventLogUnavailable(str(error)) from error
         except asyncpg.PostgresError as error:
@@ -315,6 +319,18 @@ class PostgresEventStore(EventStore):
             raise EventLogUnavailable(str(error)) from error
         except asyncpg.PostgresError as error:
             raise _translate(error) from error
+
+
+#: The channel consumers of the log listen on (eventlog/subscriptions.py).
+CHANNEL = "complaint_events"
+
+
+async def _notify(conn: asyncpg.Connection) -> None:
+    """Wake the log's consumers, after the append committed and as a statement of its own (inside the
+    append's transaction, NOTIFY would hold the cluster-wide notification lock across the commit's flush).
+    Best effort: a consumer that misses it finds the events at its next poll."""
+    with contextlib.suppress(asyncpg.PostgresError):
+        await conn.execute(f"NOTIFY {CHANNEL}")
 
 
 def _translate(error: asyncpg.PostgresError) -> EventLogError:
