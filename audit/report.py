@@ -34,12 +34,19 @@ def _days(state: Complaint, end: Any) -> int:
     return business_days_between(state.received_at, end, _calendar(state.jurisdiction, state.received_at.year))
 
 
-def percentile(values: list[int], p: float) -> int | None:
-    """Nearest rank: the smallest value with at least p of the values at or below it."""
-    if not values:
+def percentile(values: Iterable[int] | Counter[int], p: float) -> int | None:
+    """Nearest rank: the smallest value with at least p of the values at or below it. ``values`` may be a
+    histogram (value: how many times)."""
+    counts = values if isinstance(values, Counter) else Counter(values)
+    n = sum(counts.values())
+    if not n:
         return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+    rank, seen = max(1, math.ceil(p * n)), 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    raise AssertionError("unreachable: the ranks add up to n")
 
 
 @dataclass
@@ -51,8 +58,8 @@ class Report:
     outcomes: Counter[str] = field(default_factory=Counter)
     causes: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (root cause, verdict, channel)
     churn: Counter[str] = field(default_factory=Counter)
-    acknowledgement_days: list[int] = field(default_factory=list)
-    resolution_days: list[int] = field(default_factory=list)
+    acknowledgement_days: Counter[int] = field(default_factory=Counter)  # business days: how many complaints
+    resolution_days: Counter[int] = field(default_factory=Counter)
     breaches: Counter[tuple[str, str]] = field(default_factory=Counter)  # (jurisdiction, deadline kind)
     satisfaction: Counter[int] = field(default_factory=Counter)
     assessed: int = 0
@@ -72,17 +79,36 @@ class Report:
         self.breaches.update(other.breaches)
         self.satisfaction.update(other.satisfaction)
         self.remedies.update(other.remedies)
-        self.acknowledgement_days += other.acknowledgement_days
-        self.resolution_days += other.resolution_days
+        self.acknowledgement_days.update(other.acknowledgement_days)
+        self.resolution_days.update(other.resolution_days)
 
     @property
     def reopen_rate(self) -> float | None:
         return self.reopened / self.assessed if self.assessed else None
 
+    def to_json(self) -> dict[str, Any]:
+        """Every figure (not ``since``) as JSON: what the live report keeps (audit/live.py)."""
+        return {**{name: getattr(self, name) for name in NUMBERS},
+                **{name: [[list(k) if isinstance(k, tuple) else k, n] for k, n in getattr(self, name).items()]
+                   for name in COUNTERS}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        report = cls(**{name: data[name] for name in NUMBERS})
+        for name in COUNTERS:
+            getattr(report, name).update({tuple(k) if isinstance(k, list) else k: n for k, n in data[name]})
+        return report
+
     def times(self) -> dict[str, dict[str, int | None]]:
-        return {name: {"median": percentile(days, 0.5), "p90": percentile(days, 0.9), "n": len(days)}
+        return {name: {"median": percentile(days, 0.5), "p90": percentile(days, 0.9), "n": days.total()}
                 for name, days in (("acknowledgement", self.acknowledgement_days),
                                    ("resolution", self.resolution_days))}
+
+
+#: The report's figures by kind (a test holds these to the dataclass's fields).
+NUMBERS = ("events", "complaints", "open", "assessed", "reopened")
+COUNTERS = ("outcomes", "causes", "churn", "acknowledgement_days", "resolution_days", "breaches", "satisfaction",
+            "remedies")
 
 
 class ReportBuilder:
@@ -92,6 +118,19 @@ class ReportBuilder:
         self.report = Report(since=since)
         self._open: dict[str, Complaint] = {}
         self._skipped: set[str] = set()
+
+    @classmethod
+    def resume(cls, report: Report, open_states: dict[str, Complaint]) -> ReportBuilder:
+        """Go on from figures taken so far and the folded states of complaints still open (the live report:
+        those of a batch's complaints, or every one to settle at the end)."""
+        builder = cls(report.since)
+        builder.report = report
+        builder._open = dict(open_states)
+        return builder
+
+    def open_states(self) -> dict[str, Complaint]:
+        """The complaints still open, folded so far."""
+        return dict(self._open)
 
     def add(self, record: Recorded) -> None:
         cid = record.complaint_id
@@ -118,7 +157,7 @@ class ReportBuilder:
         r = self.report
         kind = record.type
         if kind == "ComplaintAcknowledged" and state.acknowledged_at is not None:
-            r.acknowledgement_days.append(_days(state, state.acknowledged_at))
+            r.acknowledgement_days[_days(state, state.acknowledged_at)] += 1
         elif kind == "SlaBreached":
             r.breaches[(state.jurisdiction.value, record.payload["kind"])] += 1
         elif kind == "FollowUpRecorded":
@@ -139,7 +178,7 @@ class ReportBuilder:
         r.reopened += state.reopen_count > 0
         if state.outcome is not None and state.closed_at is not None:
             r.outcomes[state.outcome.value] += 1
-            r.resolution_days.append(_days(state, state.closed_at))
+            r.resolution_days[_days(state, state.closed_at)] += 1
 
     def finish(self) -> Report:
         for state in self._open.values():

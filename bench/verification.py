@@ -166,14 +166,39 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
                                met=size / seconds >= 0.5 * size / floor if last else None,
                                note=f"{seconds:.1f} s, of which ~{startup:.1f} s starting Python; {processes()} "
                                     "processes; baseline: reading the same rows in one"))
-            seconds, report = command(db, "report", "--json")
+            seconds, report = command(db, "report", "--json", "--scan")
             assert report.get("events") == size, report
             results.add(Figure(section, f"report, {size:,} events", seconds, floor, "s", higher_is_better=False,
                                goal="<= 2x reading" if last else "", met=seconds <= 2 * floor if last else None,
                                note=f"{processes()} processes; baseline: reading the same rows in one"))
             if last:
+                await live_figures(db, report, seconds, results, section, startup)
                 await since_checkpoint(db, template, results, section, startup)
         advance(f"verification: {size:,} events in PostgreSQL")
+
+
+async def live_figures(db: Postgres, scanned: dict[str, object], scan_seconds: float, results: Results,
+                       section: str, startup: float) -> None:
+    """The report from the live figures (audit/live.py) beside the report that reads the whole log: the
+    consumer folds the log once (timed apart), then answering reads its rows. The two must agree."""
+    from audit import live
+    from audit.report import render_json
+    from eventlog.connect import create_pool
+
+    pool = await create_pool(db.app_url, max_size=2)
+    try:
+        with stopwatch() as folding:
+            await live.subscription(pool).catch_up()
+        with stopwatch() as answering:
+            figures, _ = await live.live_report(pool)
+    finally:
+        await pool.close()
+    assert render_json(figures) == scanned, "the live figures differ from the scan's"
+    results.add(Figure(section, "report from the live figures, 1,000,000 events", answering.seconds, scan_seconds,
+                       "s", higher_is_better=False, goal="well under a second", met=answering.seconds < 0.5,
+                       note=f"answering alone, in-process (the command adds ~{startup:.1f} s of Python start-up); "
+                            f"the consumer had folded the log once, in {folding.seconds:.0f} s, and follows each "
+                            "append after that; baseline: report reading the whole log; the figures are equal"))
 
 
 async def since_checkpoint(db: Postgres, template: Batches, results: Results, section: str, startup: float) -> None:

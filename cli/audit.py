@@ -343,11 +343,18 @@ def report(
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="The figures as JSON.")] = False,
     html: Annotated[Path | None, typer.Option(help="Also write a self-contained HTML report with charts.")] = None,
+    rebuild: Annotated[bool, typer.Option(help="Forget the live figures and fold the whole log again.")] = False,
+    scan: Annotated[bool, typer.Option(help="Read the whole log instead of the live figures (as --since does).")]
+    = False,
+    follow: Annotated[bool, typer.Option(help="Keep the live figures current as the log grows, until Ctrl-C or "
+                                              "SIGTERM (the docker-compose `live-report` service).")] = False,
 ) -> None:
     """Root causes, churn by cause, business-day times, breaches, satisfaction, reopen rate and remedies,
-    from the log alone."""
+    from the log alone: the live figures, which the consumer `report` keeps as the log grows (caught up first),
+    or a read of the whole log (--scan, --since)."""
     from datetime import date
 
+    from audit import live
     from audit.report import build_report, render_html, render_json, render_text
 
     try:
@@ -356,9 +363,20 @@ def report(
         err.print(f"[red]refused:[/red] --since {since!r} is not a date (YYYY-MM-DD)")
         raise typer.Exit(2) from None
 
+    if rebuild and (scan or day):
+        err.print("[red]refused:[/red] --rebuild rebuilds the live figures; --scan and --since read the log instead")
+        raise typer.Exit(2)
+    if follow:
+        run(_follow_report())
+        return
+
     async def go() -> Any:
         async with log_pool() as pool:
-            return await build_report(PostgresEventStore(pool), day, Settings().require_database())
+            if scan or day:
+                return await build_report(PostgresEventStore(pool), day, Settings().require_database())
+            figures, events = await (live.rebuild(pool) if rebuild else live.live_report(pool))
+            err.print(f"live figures ({'rebuilt, ' if rebuild else ''}{events:,} events folded)")
+            return figures
 
     figures = run(go())
     if html is not None:
@@ -368,6 +386,23 @@ def report(
         console.print_json(json.dumps(render_json(figures)))
     else:
         render_text(figures, console)
+
+
+async def _follow_report() -> None:
+    import asyncio
+    import signal
+
+    from audit import live
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with log_pool() as pool, live.following(pool) as task:
+        err.print("keeping the live report's figures current (Ctrl-C stops)")
+        await asyncio.wait([task, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # the consumer failed: say why, and exit with it
 
 
 def archive(

@@ -10,8 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from audit import live
 from customer.serve import running_gateway
 from dev.stack import embedded_stack
+from eventlog.connect import create_pool
 from settings import Settings
 from worker import running_worker
 
@@ -25,25 +27,31 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
         stack.use()
         settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                             database_admin_url=None)
-        async with running_worker(settings) as worker, running_gateway(settings, client=worker.client) as gateway:
-            mail = (f"Mail (SMTP): {stack.mail.address}, every message kept in {escape(str(stack.mail.maildir))}"
-                    " (`complaints mail`); replies to complaints+…@ addresses are filed into their complaint\n"
-                    ) if stack.mail else ""
-            page = f"Customer page: http://{gateway.page_address} (the messages link to it)\n"
-            console.print(Panel.fit(
-                f"Temporal UI: [link={stack.ui_url}]{stack.ui_url}[/link]\n"
-                f"Temporal:    {stack.temporal_address}\n"
-                f"{mail}"
-                f"{page}"
-                f"Data:        {escape(str(data_dir))}\n\n"
-                "Ctrl-C stops the worker, the customer page, Temporal, PostgreSQL and the mail server.",
-                title="complaints: embedded stack up",
-            ))
-            # The secrets go to a file only this user can read; the screen shows how to use it, never them.
-            env_file = stack.write_env(data_dir / "env")
-            print("In another shell:", flush=True)
-            print(f"  . {env_file.resolve()}", flush=True)
-            print("  .venv/bin/complaints submit examples/late-delivery.json", flush=True)
-            await stop.wait()
-            console.print("stopping...")
+        report_pool = await create_pool(stack.postgres.app_url, max_size=2)
+        try:
+            async with running_worker(settings) as worker, running_gateway(settings, client=worker.client) as gateway, \
+                    live.following(report_pool):
+                mail = (f"Mail (SMTP): {stack.mail.address}, every message kept in {escape(str(stack.mail.maildir))}"
+                        " (`complaints mail`); replies to complaints+…@ addresses are filed into their complaint\n"
+                        ) if stack.mail else ""
+                page = f"Customer page: http://{gateway.page_address} (the messages link to it)\n"
+                console.print(Panel.fit(
+                    f"Temporal UI: [link={stack.ui_url}]{stack.ui_url}[/link]\n"
+                    f"Temporal:    {stack.temporal_address}\n"
+                    f"{mail}"
+                    f"{page}"
+                    f"Data:        {escape(str(data_dir))}\n\n"
+                    "The live report is kept current (`complaints report` answers at once).\n"
+                    "Ctrl-C stops the worker, the customer page, Temporal, PostgreSQL and the mail server.",
+                    title="complaints: embedded stack up",
+                ))
+                # The secrets go to a file only this user can read; the screen shows how to use it, never them.
+                env_file = stack.write_env(data_dir / "env")
+                print("In another shell:", flush=True)
+                print(f"  . {env_file.resolve()}", flush=True)
+                print("  .venv/bin/complaints submit examples/late-delivery.json", flush=True)
+                await stop.wait()
+                console.print("stopping...")
+        finally:
+            await report_pool.close()
     console.print("stopped.")

@@ -106,8 +106,8 @@ class Subscription:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Catch up, then wait for appends (notified at their commit) and handle them, until ``stop`` is set.
-        A database that goes away is waited out; a handler's error ends the run (the position stays before
-        the batch that failed)."""
+        A database that goes away is waited out, and a batch another instance handled first is left to it; a
+        handler's error ends the run (the position stays before the batch that failed)."""
         stop = stop or asyncio.Event()
         woken = asyncio.Event()
 
@@ -121,7 +121,10 @@ class Subscription:
                 await listener.add_listener(CHANNEL, wake)
                 while not stop.is_set():
                     woken.clear()
-                    await self.catch_up()
+                    try:
+                        await self.catch_up()
+                    except ConsumerMovedOn:  # another instance handled that batch: go on from where it left
+                        continue
                     await _first(woken.wait(), stop.wait(), timeout=self.poll_seconds)
             except CONNECTION_ERRORS:
                 await _first(stop.wait(), timeout=1.0)

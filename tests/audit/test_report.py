@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -12,8 +19,17 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.calendar import calendar_around
-from audit import parts
-from audit.report import build_report, percentile, render_html, render_json, report_from_records
+from audit import live, parts
+from audit.report import (
+    COUNTERS,
+    NUMBERS,
+    Report,
+    build_report,
+    percentile,
+    render_html,
+    render_json,
+    report_from_records,
+)
 from domain.policies.deadlines import business_days_between
 from domain.vocabulary import Stage
 from eventlog import PostgresEventStore
@@ -21,6 +37,8 @@ from eventlog.keys import OpenComplaints, erase_customer
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import invalid, valid
 from workflows.complaint import ComplaintWorkflow
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture
@@ -135,3 +153,47 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile([], 0.5) is None
     assert percentile([5], 0.9) == 5
     assert (percentile(list(range(1, 11)), 0.5), percentile(list(range(1, 11)), 0.9)) == (5, 9)
+    assert percentile(Counter({3: 2, 1: 1, 7: 1}), 0.5) == percentile([1, 3, 3, 7], 0.5) == 3  # a histogram too
+    assert percentile(Counter({3: 2, 1: 1, 7: 1}), 0.9) == 7
+
+
+def test_the_live_figures_keep_every_figure_of_the_report() -> None:
+    assert set(NUMBERS) | set(COUNTERS) | {"since"} == {f.name for f in fields(Report)}
+    report = Report(events=9, complaints=3, open=1, assessed=2, reopened=1)
+    report.causes[("product", "valid", "web")] += 2
+    report.acknowledgement_days[4] += 3
+    report.satisfaction[5] += 1
+    report.remedies[("refund", "chosen")] += 1
+    report.outcomes["resolved"] += 2
+    assert Report.from_json(json.loads(json.dumps(report.to_json()))) == report
+
+
+async def test_the_live_report_gives_what_a_scan_of_the_log_gives_and_a_rebuild_again(
+        drive: Driver, intake_data: Callable[..., Any]) -> None:
+    ids = await five_paths(drive, intake_data)
+    pool = drive.store.pool
+    await live.subscription(pool, batch=3).catch_up()  # small batches: complaints cut across them
+    figures, events = await live.live_report(pool)
+    scanned = render_json(await build_report(drive.store))
+    assert render_json(figures) == scanned and events == await drive.store.count()
+    # The log grows: the live figures follow it (the late complaint withdrawn, closed, settled).
+    await drive.send(ids["late"], ComplaintWorkflow.withdraw)
+    await drive.finished(ids["late"])
+    figures, _ = await live.live_report(pool)
+    scanned = render_json(await build_report(drive.store))
+    assert render_json(figures) == scanned and scanned["open"] == 0
+    rebuilt, events = await live.rebuild(pool)
+    assert render_json(rebuilt) == scanned and events == await drive.store.count()
+
+
+def test_report_answers_from_the_live_figures_and_refuses_rebuild_with_a_scan(database: Any) -> None:
+    env = {**os.environ, "DATABASE_URL": database.app_url}
+    command = [sys.executable, "-m", "cli.main", "report", "--json"]
+    live_run = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    scan_run = subprocess.run([*command, "--scan"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert live_run.returncode == scan_run.returncode == 0, live_run.stderr + scan_run.stderr
+    assert json.loads(live_run.stdout) == json.loads(scan_run.stdout)
+    assert "live figures" in live_run.stderr
+    refused = subprocess.run([*command, "--rebuild", "--scan"], capture_output=True, text=True, cwd=ROOT, env=env,
+                             timeout=120)
+    assert refused.returncode == 2 and "--rebuild" in refused.stderr

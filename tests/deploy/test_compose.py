@@ -29,7 +29,7 @@ WHO_HOLDS: dict[str, set[str]] = {
     "POSTGRES_PASSWORD": {"postgresql", "postgres-roles"},
     "TEMPORAL_DB_PASSWORD": {"postgres-roles", "temporal-schema", "temporal"},
     "COMPLAINTS_OWNER_PASSWORD": {"postgres-roles", "setup"},
-    "COMPLAINTS_APP_PASSWORD": {"postgres-roles", "worker", "gateway"},
+    "COMPLAINTS_APP_PASSWORD": {"postgres-roles", "worker", "gateway", "live-report"},
     "COMPLAINTS_SEALER_PASSWORD": {"postgres-roles", "sealer"},
     "COMPLAINTS_ERASER_PASSWORD": {"postgres-roles", "eraser"},
     "COMPLAINTS_MASTER_KEY": {"worker", "gateway"},
@@ -64,7 +64,8 @@ def mentions(service: dict[str, Any], name: str) -> bool:
 
 def test_every_part_of_the_topology_is_there(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"postgresql", "postgres-roles", "temporal-schema", "temporal", "setup",
-                                        "codec", "temporal-ui", "worker", "gateway", "sealer", "eraser"}
+                                        "codec", "temporal-ui", "worker", "gateway", "live-report", "sealer",
+                                        "eraser"}
     services = compose["services"]
     assert services["temporal"]["image"].startswith("temporalio/server:")
     assert services["temporal-schema"]["image"].startswith("temporalio/admin-tools:")
@@ -79,6 +80,7 @@ def test_every_part_of_the_topology_is_there(compose: dict[str, Any]) -> None:
     assert services["codec"]["command"] == ["python", "-m", "codec.server"]
     assert services["gateway"]["command"] == ["complaints", "gateway"]
     assert services["gateway"]["image"] == "complaints:latest"
+    assert services["live-report"]["command"] == ["complaints", "report", "--follow"]
     # Sealing and erasure are operations run on demand (`docker compose run --rm sealer`), not daemons.
     for job in ("sealer", "eraser"):
         assert services[job]["profiles"] == ["ops"] and services[job]["image"] == "complaints:latest"
@@ -97,6 +99,9 @@ def test_each_service_connects_as_its_own_role(compose: dict[str, Any]) -> None:
     assert role("worker", "DATABASE_URL") == "complaints_app" and "DATABASE_ADMIN_URL" not in worker
     # The gateway reads the log as the application role and writes nothing itself: the workflow does.
     assert role("gateway", "DATABASE_URL") == "complaints_app"
+    # The live report writes only its own tables, as the application role, and holds no key.
+    assert role("live-report", "DATABASE_URL") == "complaints_app"
+    assert set(services["live-report"]["environment"]) == {"DATABASE_URL"}
     assert "DATABASE_ADMIN_URL" not in services["gateway"]["environment"]
     assert role("setup", "DATABASE_ADMIN_URL") == "complaints_owner"
     assert role("sealer", "DATABASE_SEALER_URL") == "complaints_sealer"
