@@ -55,6 +55,9 @@ class Settings:
     #: Appends as local activities (in the workflow task): on unless COMPLAINTS_LOCAL_APPENDS=0.
     local_appends: bool = field(default_factory=lambda: _flag("COMPLAINTS_LOCAL_APPENDS", default=True))
     refused_run_ttl_seconds: int = field(default_factory=lambda: _count("COMPLAINTS_REFUSED_RUN_TTL", 60))
+    #: Where a worker serves its metrics for Prometheus (host:port, at /metrics): the SDK's and ours. Off when
+    #: empty.
+    metrics_listen: str = field(default_factory=lambda: os.environ.get("COMPLAINTS_METRICS_LISTEN", ""))
 
     def run_options(self) -> RunOptionValues:
         """The workflow's run options, for activities.messages.RunOptions (which checks their bounds)."""

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 from temporalio.common import HeaderCodecBehavior
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -128,15 +129,28 @@ async def running_worker(settings: Settings, client: Client | None = None, **opt
                          "from plaintext personal data (set COMPLAINTS_ALLOW_PLAINTEXT=1 for development only)")
     pool = await create_pool(settings.require_database())
     try:
-        client = client or await connect_temporal(settings.temporal_address, settings.temporal_namespace)
+        client = client or await connect_temporal(settings.temporal_address, settings.temporal_namespace,
+                                                  runtime=metrics_runtime(settings.metrics_listen))
         worker = build_worker(client, pool, settings.task_queue,
                               **{"max_cached_workflows": settings.workflow_cache, **options})
         async with worker:
-            log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+            log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address,
+                     metrics=f"http://{settings.metrics_listen}/metrics" if settings.metrics_listen else None)
             yield worker
         log.info("worker stopped")
     finally:
         await pool.close()
+
+
+def metrics_runtime(listen: str) -> Runtime | None:
+    """A runtime serving the worker's metrics for Prometheus on ``listen`` (host:port, at /metrics): the SDK's
+    own (workflow and activity task latencies, slots, polls...) and ours (workflows/metrics.py, the appends'
+    in activities/eventlog.py), durations in seconds. None (the SDK's default runtime) when ``listen`` is
+    empty."""
+    if not listen:
+        return None
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=listen, durations_as_seconds=True,
+                                                                      counters_total_suffix=True)))
 
 
 def _user_of(dsn: str) -> str | None:

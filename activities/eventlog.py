@@ -9,6 +9,9 @@ stored is returned, and the workflow folds what the log holds."""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
@@ -22,6 +25,19 @@ from eventlog.keys import CustomerErased, CustomerKeyring
 from logs import get_logger
 
 log = get_logger(__name__)
+
+
+#: Metrics, served with the SDK's (worker.py): every append by how it ended (appended, already_stored,
+#: same_decision, divergent, broken_chain, unavailable, refused), and how long the store took.
+APPENDS = "complaints_appends"
+APPEND_LATENCY = "complaints_append_latency"
+
+
+def _measured(outcome: str, started: float) -> None:
+    meter = activity.metric_meter()
+    meter.create_counter(APPENDS, "appends to the event log, by outcome").add(1, {"outcome": outcome})
+    meter.create_histogram_timedelta(APPEND_LATENCY, "how long the event log took to append", "ms").record(
+        timedelta(seconds=time.monotonic() - started), {"outcome": outcome})
 
 
 def unavailable(attempt: int, error: BaseException) -> ApplicationError:
@@ -57,29 +73,36 @@ class EventLogActivities:
                 for offset, draft in enumerate(drafts)
             ]
         records = chain(request.head, request.complaint_id, request.occurred_at, drafts)
+        started = time.monotonic()
         try:
             written = await self.store.append(records, workflow_id=info.workflow_id or "",
                                               run_id=info.workflow_run_id or "")
         except DivergentHistory as error:
             stored = await self._same_decision(records, info.workflow_run_id or "")
             if stored is None:
+                _measured("divergent", started)
                 raise ApplicationError(str(error), type="DivergentHistory", non_retryable=True) from error
             # The same run's same decision, stored by an attempt whose workflow task never completed (a worker
             # killed after a local append): the log keeps what it stored, and the workflow folds that.
             log.warning("append retried by its run: the batch already stored is returned",
                         types=[r.type for r in records], sequence=records[-1].sequence)
+            _measured("same_decision", started)
             return msg.Appended(records=stored)
         except BrokenChain as error:
+            _measured("broken_chain", started)
             raise ApplicationError(str(error), type="BrokenChain", non_retryable=True) from error
         except EventLogUnavailable as error:
+            _measured("unavailable", started)
             raise unavailable(info.attempt, error) from None
         except EventLogError as error:
+            _measured("refused", started)
             # Only an unavailable log is waited out; anything else the database refuses (a NUL in a text,
             # a value out of range) would be refused again on every retry, while the workflow's decisions
             # wait behind it: end the attempt, visibly.
             log.error("append refused by the event log", error=str(error)[:300])
             raise ApplicationError(f"the event log refused the append: {str(error)[:300]}", type="AppendRefused",
                                    non_retryable=True) from error
+        _measured("appended" if written else "already_stored", started)
         log.info("events appended" if written == len(records) else "append retried: already stored",
                  types=[r.type for r in records], new=written, sequence=records[-1].sequence)
         return msg.Appended(records=records)

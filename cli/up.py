@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rich.panel import Panel
 
 from audit import live
 from customer.serve import running_gateway
-from dev.stack import embedded_stack
+from dev.stack import embedded_stack, free_port
 from eventlog.connect import create_pool
 from settings import Settings
 from worker import running_worker
@@ -25,8 +26,9 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with embedded_stack(data_dir, temporal_port=port, ui_port=ui_port) as stack:
         stack.use()
+        metrics = os.environ.get("COMPLAINTS_METRICS_LISTEN") or f"127.0.0.1:{free_port(9464)}"
         settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
-                            database_admin_url=None)
+                            database_admin_url=None, metrics_listen=metrics)
         report_pool = await create_pool(stack.postgres.app_url, max_size=2)
         try:
             async with running_worker(settings) as worker, running_gateway(settings, client=worker.client) as gateway, \
@@ -35,11 +37,13 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
                         " (`complaints mail`); replies to complaints+…@ addresses are filed into their complaint\n"
                         ) if stack.mail else ""
                 page = f"Customer page: http://{gateway.page_address} (the messages link to it)\n"
+                scrape = f"Metrics:     http://{metrics}/metrics (the worker's, for Prometheus)\n"
                 console.print(Panel.fit(
                     f"Temporal UI: [link={stack.ui_url}]{stack.ui_url}[/link]\n"
                     f"Temporal:    {stack.temporal_address}\n"
                     f"{mail}"
                     f"{page}"
+                    f"{scrape}"
                     f"Data:        {escape(str(data_dir))}\n\n"
                     "The live report is kept current (`complaints report` answers at once).\n"
                     "Ctrl-C stops the worker, the customer page, Temporal, PostgreSQL and the mail server.",

@@ -23,6 +23,7 @@ from temporalio.converter import (
     PayloadCodec,
 )
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import Runtime
 
 from codec.encryption import PLAINTEXT
 from domain.errors import FieldErrorDetails, field_errors, summary, validate_json
@@ -98,7 +99,7 @@ _FROM_ENV: Any = object()
 
 
 async def connect_temporal(address: str, namespace: str = "default", codec: PayloadCodec | None = _FROM_ENV,
-                           token: str | None = None) -> Client:
+                           token: str | None = None, runtime: Runtime | None = None) -> Client:
     """A client that speaks the project's contract, encrypting payloads when keys are configured, and
     presenting the caller's credential (``token``, else COMPLAINTS_TOKEN) on every start and update (every
     client must use this: worker, starter, CLI, auditor)."""
@@ -108,4 +109,5 @@ async def connect_temporal(address: str, namespace: str = "default", codec: Payl
     # Headers too go through the codec: a caller's token is no more readable in history than its input.
     headers = HeaderCodecBehavior.CODEC if chosen else HeaderCodecBehavior.NO_CODEC
     return await Client.connect(address, namespace=namespace, data_converter=data_converter(chosen),
-                                interceptors=[CredentialInterceptor(token)], header_codec_behavior=headers)
+                                interceptors=[CredentialInterceptor(token)], header_codec_behavior=headers,
+                                runtime=runtime)

@@ -8,7 +8,8 @@ hands it to the consumer's handler batch by batch, and moves the position past t
 - **exactly once** (``transactional=True``): the handler gets the connection and writes to this database in
   the same transaction that moves the position. A crash mid-batch rolls both back; the batch is handled
   again, whole, by the next run. Two instances of one consumer cannot both apply a batch: the position moves
-  only from where the batch was read (a compare-and-set), and the instance that lost is refused whole.
+  only from where the batch was read (a compare-and-set, done first, which locks the consumer's row), so the
+  second waits for the first and is then refused before its handler runs.
 - **at least once** (the default): the handler does its work elsewhere (a webhook, a mail), and the position
   is moved after it returns. A crash between the two hands the batch over again: handlers are idempotent by
   the event's identity, its (complaint id, sequence), or its position.
@@ -90,19 +91,27 @@ class Subscription:
         async with self.pool.acquire() as conn:
             if self.transactional:
                 async with conn.transaction():
-                    await self.handler(events, conn)
+                    # The position first: it locks the consumer's row, so another instance at the same
+                    # place waits here, and is refused once this commits, before it handles anything.
                     await advance(conn, self.name, start, end, len(events))
+                    await self.handler(events, conn)
             else:
                 await self.handler(events, None)
                 await advance(conn, self.name, start, end, len(events))
         return len(events)
 
     async def catch_up(self) -> int:
-        """Handle batches until caught up; returns how many events."""
+        """Handle batches until caught up; returns how many events this instance handled. A batch another
+        instance handled first is left to it, and this one goes on from where that one left."""
         total = 0
-        while handled := await self.once():
+        while True:
+            try:
+                handled = await self.once()
+            except ConsumerMovedOn:
+                continue
+            if not handled:
+                return total
             total += handled
-        return total
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Catch up, then wait for appends (notified at their commit) and handle them, until ``stop`` is set.
@@ -121,10 +130,7 @@ class Subscription:
                 await listener.add_listener(CHANNEL, wake)
                 while not stop.is_set():
                     woken.clear()
-                    try:
-                        await self.catch_up()
-                    except ConsumerMovedOn:  # another instance handled that batch: go on from where it left
-                        continue
+                    await self.catch_up()
                     await _first(woken.wait(), stop.wait(), timeout=self.poll_seconds)
             except CONNECTION_ERRORS:
                 await _first(stop.wait(), timeout=1.0)

@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.vocabulary import Verdict
     from settings import workflow_id
     from workflows import attributes as sa
+    from workflows import metrics
     from workflows.forget import ForgetRefusedRun
     from workflows.perimeter import current_principal, start_credential
     from workflows.start import ComplaintRun, ComplaintStart, ComplaintWorkflowOptions
@@ -396,6 +397,7 @@ class ComplaintWorkflow:
         )
         self._state = fold(appended.records, state)
         self._changed = True
+        metrics.recorded(appended.records, state, self._current())
         self._publish()
 
     def _current(self) -> Complaint:

@@ -4,6 +4,7 @@ where ports listen, what the UI may do, and that the roles job and the migration
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -45,7 +46,7 @@ WHO_HOLDS: dict[str, set[str]] = {
 }
 #: Every published port, and the only way it may be written: on the operator's bind address, 127.0.0.1 unless
 #: .env says otherwise.
-PUBLISHED = {7233, 8080, 8081, 8090}
+PUBLISHED = {7233, 8080, 8081, 8090, 9090}
 PORT = re.compile(r"^\$\{BIND_ADDRESS:-127\.0\.0\.1\}:(\d+):(\d+)$")
 #: The database roles: the one each service connects as (or, for setup, names to grant to).
 ROLES = {"temporal", "complaints_owner", "complaints_app", "complaints_sealer", "complaints_eraser"}
@@ -64,8 +65,8 @@ def mentions(service: dict[str, Any], name: str) -> bool:
 
 def test_every_part_of_the_topology_is_there(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"postgresql", "postgres-roles", "temporal-schema", "temporal", "setup",
-                                        "codec", "temporal-ui", "worker", "gateway", "live-report", "sealer",
-                                        "eraser"}
+                                        "codec", "temporal-ui", "worker", "gateway", "live-report", "prometheus",
+                                        "sealer", "eraser"}
     services = compose["services"]
     assert services["temporal"]["image"].startswith("temporalio/server:")
     assert services["temporal-schema"]["image"].startswith("temporalio/admin-tools:")
@@ -81,6 +82,16 @@ def test_every_part_of_the_topology_is_there(compose: dict[str, Any]) -> None:
     assert services["gateway"]["command"] == ["complaints", "gateway"]
     assert services["gateway"]["image"] == "complaints:latest"
     assert services["live-report"]["command"] == ["complaints", "report", "--follow"]
+    # Prometheus scrapes the workers where they serve their metrics; the dashboard's queries name ours.
+    assert services["worker"]["environment"]["COMPLAINTS_METRICS_LISTEN"] == "0.0.0.0:9464"
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    [job] = scrape["scrape_configs"]
+    assert job["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": 9464}]
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "complaints-workers.json").read_text())
+    queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in ("complaints_stage_entered_total", "complaints_sla_breaches_total", "complaints_appends_total",
+                   "complaints_append_latency_bucket"):
+        assert metric in queries
     # Sealing and erasure are operations run on demand (`docker compose run --rm sealer`), not daemons.
     for job in ("sealer", "eraser"):
         assert services[job]["profiles"] == ["ops"] and services[job]["image"] == "complaints:latest"

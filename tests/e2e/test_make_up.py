@@ -66,6 +66,15 @@ def test_make_up_prints_where_to_source_the_secrets_never_the_secrets(tmp_path: 
         with urllib.request.urlopen(f"{page}/healthz", timeout=10) as answer:
             assert answer.status == 200
         assert "COMPLAINTS_GATEWAY_ISSUER_KEY_FILE" in values and "maildir:" in values["COMPLAINTS_INBOUND"]
+        # The worker's metrics are served where the screen says: the SDK's own among them.
+        [metrics] = re.findall(r"Metrics: +(http://[0-9.]+:[0-9]+/metrics)", screen)
+        with urllib.request.urlopen(metrics, timeout=10) as answer:
+            assert answer.status == 200 and "temporal_" in answer.read().decode()
+        # The live report answers from figures kept current in the background.
+        report = subprocess.run(["bash", "-c", f". {env_file} && {sys.executable} -m cli.main report --json"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60,
+                                env={k: v for k, v in os.environ.items() if k not in SECRETS})
+        assert report.returncode == 0 and "live figures" in report.stderr, report.stderr
     finally:
         process.send_signal(signal.SIGINT)
         try:

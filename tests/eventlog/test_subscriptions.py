@@ -131,13 +131,34 @@ async def test_two_instances_of_one_consumer_apply_a_batch_once(
 
     first = asyncio.create_task(Subscription(app_pool, "twice", slow, transactional=True).once())
     await inside.wait()
-    # The second instance reads from the same position and would apply the same batch; it commits first.
-    assert await Subscription(app_pool, "twice", quick, transactional=True).once() == 10
+    # The second instance reads from the same position: it waits on the first's hold of the position...
+    second = asyncio.create_task(Subscription(app_pool, "twice", quick, transactional=True).once())
+    await asyncio.sleep(0.5)
+    assert not second.done()
     release.set()
+    assert await first == 10
     with pytest.raises(ConsumerMovedOn):
-        await first  # refused whole: its writes are rolled back with it
+        await second  # ...and is refused once it commits, before its handler wrote anything
     assert await admin.fetchval("SELECT count(*) FROM applied") == 10  # one instance's writes, once
     assert (await position(app_pool, "twice")).events == 10
+
+
+async def test_two_instances_catching_up_together_share_the_work_and_apply_each_event_once(
+        store: PostgresEventStore, admin: asyncpg.Connection, app_pool: asyncpg.Pool) -> None:
+    await admin.execute(PROJECTED)
+    await fill(store)  # 35 events
+
+    async def project(events: Sequence[Positioned], conn: asyncpg.Connection | None) -> None:
+        assert conn is not None
+        await conn.executemany("INSERT INTO projected (position, complaint_id, sequence) VALUES ($1, $2, $3)",
+                               [(p.position, p.record.complaint_id, p.record.sequence) for p in events])
+        await asyncio.sleep(0.01)  # long enough for the other to read the same batch
+
+    one, two = (Subscription(app_pool, "shared", project, transactional=True, batch=5) for _ in range(2))
+    handled = await asyncio.gather(one.catch_up(), two.catch_up())
+    assert sum(handled) == 35
+    assert await admin.fetchval("SELECT count(*) FROM projected") == 35  # the primary key: none twice
+    assert (await position(app_pool, "shared")).events == 35
 
 
 async def test_the_application_role_moves_a_position_only_forward_and_only_through_the_function(
