@@ -19,6 +19,7 @@ COPY dev ./dev
 COPY codec ./codec
 COPY identity ./identity
 COPY customer ./customer
+COPY webhooks ./webhooks
 COPY worker.py starter.py settings.py logs.py ./
 COPY deploy ./deploy
 RUN make runtime VENV=/opt/venv PYTHON=python3.11

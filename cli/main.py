@@ -336,6 +336,10 @@ from cli.mail import mail as _mail  # noqa: E402  (the embedded stack's mail box
 
 app.command("mail")(_mail)
 
+from cli.webhook import webhook_app as _webhook_app  # noqa: E402  (signed webhooks, in their own module)
+
+app.add_typer(_webhook_app, name="webhook")
+
 def main() -> None:
     """The console script. Once the command is done, the process ends without the interpreter's teardown:
     the Temporal SDK's native runtime can crash while Python finalises (seen about once in 35 runs of a

@@ -39,20 +39,21 @@ _TABLES_READ = {
     # The workers read the log and customer keys, and write the remedy ledger (the provider's stand-in).
     APP: ["complaint_events", "complaint_customer_keys", "complaint_remedy_fulfilments", "complaint_checkpoints",
           "complaint_schema_migrations", "complaint_erasures", "complaint_witness_archive", "complaint_consumers",
-          "complaint_report_figures", "complaint_report_open"],
+          "complaint_report_figures", "complaint_report_open", "complaint_webhooks", "complaint_webhook_parked"],
     # The sealer also archives closed complaints' witnesses before retention (migrations/006_witness_archive.sql).
     SEALER: ["complaint_events", "complaint_checkpoints", "complaint_witness_archive"],
     ERASER: ["complaint_customer_keys", "complaint_erasures"],
 }
 _TABLES_INSERT = {APP: ["complaint_remedy_fulfilments"], SEALER: [], ERASER: []}
 #: Derived data the role keeps up to date (the live report, migrations/011_live_report.sql).
-_TABLES_WRITE = {APP: ["complaint_report_figures", "complaint_report_open"], SEALER: [], ERASER: []}
+_TABLES_WRITE = {APP: ["complaint_report_figures", "complaint_report_open", "complaint_webhooks",
+                       "complaint_webhook_parked"], SEALER: [], ERASER: []}
 _FUNCTIONS = {
     APP: ["append_complaint_events(text, integer[], text[], integer[], timestamptz[], text[], jsonb[], text[], "
           "text[], text, text)", "complaint_customer_key(text, text, bytea)",
           # Consumers of the log move their positions (migrations/010_subscriptions.sql).
           "advance_complaint_consumer(text, bigint, bigint, bigint, bigint, bigint)",
-          "restart_complaint_report()"],
+          "restart_complaint_report()", "rewind_complaint_webhook(text, bigint, bigint)"],
     SEALER: ["record_complaint_checkpoint(bigint, bigint, integer, text, timestamptz, text, text, text, bigint)",
              "record_complaint_witness(text, text, text[], integer, text, text[], text, text, timestamptz, text, "
              "text)"],

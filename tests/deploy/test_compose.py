@@ -30,7 +30,7 @@ WHO_HOLDS: dict[str, set[str]] = {
     "POSTGRES_PASSWORD": {"postgresql", "postgres-roles"},
     "TEMPORAL_DB_PASSWORD": {"postgres-roles", "temporal-schema", "temporal"},
     "COMPLAINTS_OWNER_PASSWORD": {"postgres-roles", "setup"},
-    "COMPLAINTS_APP_PASSWORD": {"postgres-roles", "worker", "gateway", "live-report"},
+    "COMPLAINTS_APP_PASSWORD": {"postgres-roles", "worker", "gateway", "live-report", "webhooks"},
     "COMPLAINTS_SEALER_PASSWORD": {"postgres-roles", "sealer"},
     "COMPLAINTS_ERASER_PASSWORD": {"postgres-roles", "eraser"},
     "COMPLAINTS_MASTER_KEY": {"worker", "gateway"},
@@ -65,8 +65,8 @@ def mentions(service: dict[str, Any], name: str) -> bool:
 
 def test_every_part_of_the_topology_is_there(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"postgresql", "postgres-roles", "temporal-schema", "temporal", "setup",
-                                        "codec", "temporal-ui", "worker", "gateway", "live-report", "prometheus",
-                                        "sealer", "eraser"}
+                                        "codec", "temporal-ui", "worker", "gateway", "live-report", "webhooks",
+                                        "prometheus", "sealer", "eraser"}
     services = compose["services"]
     assert services["temporal"]["image"].startswith("temporalio/server:")
     assert services["temporal-schema"]["image"].startswith("temporalio/admin-tools:")
@@ -113,6 +113,8 @@ def test_each_service_connects_as_its_own_role(compose: dict[str, Any]) -> None:
     # The live report writes only its own tables, as the application role, and holds no key.
     assert role("live-report", "DATABASE_URL") == "complaints_app"
     assert set(services["live-report"]["environment"]) == {"DATABASE_URL"}
+    assert role("webhooks", "DATABASE_URL") == "complaints_app"
+    assert set(services["webhooks"]["environment"]) == {"DATABASE_URL"}
     assert "DATABASE_ADMIN_URL" not in services["gateway"]["environment"]
     assert role("setup", "DATABASE_ADMIN_URL") == "complaints_owner"
     assert role("sealer", "DATABASE_SEALER_URL") == "complaints_sealer"
