@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -110,7 +112,8 @@ def build_worker(
             remedy_provider or RemedyLedger(pool, keyring).fulfil_remedy,
             Delivery(store, keyring, EmailChannel(mailing), mailing.mail_domain, page.links()).deliver_message,
         ],
-        interceptors=[LogContextInterceptor(), PerimeterInterceptor(trusted, allow_plaintext=plaintext)],
+        interceptors=[LogContextInterceptor(), PerimeterInterceptor(trusted, allow_plaintext=plaintext),
+                      *filter(None, [tracing_interceptor()])],
         workflow_runner=sandbox_runner(),
         **options,
     )
@@ -130,16 +133,71 @@ async def running_worker(settings: Settings, client: Client | None = None, **opt
     pool = await create_pool(settings.require_database())
     try:
         client = client or await connect_temporal(settings.temporal_address, settings.temporal_namespace,
-                                                  runtime=metrics_runtime(settings.metrics_listen))
+                                                  runtime=_process_runtime(settings.metrics_listen))
         worker = build_worker(client, pool, settings.task_queue,
                               **{"max_cached_workflows": settings.workflow_cache, **options})
         async with worker:
             log.info("worker started", task_queue=settings.task_queue, temporal=settings.temporal_address,
                      metrics=f"http://{settings.metrics_listen}/metrics" if settings.metrics_listen else None)
             yield worker
+        flush_traces()
         log.info("worker stopped")
     finally:
         await pool.close()
+
+
+@functools.cache
+def _tracer_provider() -> Any:
+    """The worker process's OpenTelemetry tracer provider, exporting OTLP over HTTP where the standard
+    variables say (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SERVICE_NAME...).
+    One per process: the SDK's BatchSpanProcessor sends in the background."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME",
+                                                                                      "complaints-worker")}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def tracing_interceptor() -> Interceptor | None:
+    """OpenTelemetry traces through the SDK's TracingInterceptor (a span for each workflow run, update,
+    query and activity, with the trace carried in Temporal's headers), when an exporter is configured; None
+    otherwise. Spans name types and ids, never payloads."""
+    if not (os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
+        return None
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    # A complaint is usually started by a backend that traces nothing: its runs get spans of their own anyway.
+    return TracingInterceptor(_tracer_provider().get_tracer("complaints"), always_create_workflow_spans=True)
+
+
+def flush_traces() -> None:
+    """Send the spans still buffered (a worker stopping; a test reading what was exported)."""
+    if _tracer_provider.cache_info().currsize:
+        _tracer_provider().force_flush()
+
+
+#: The lag of a consumer of the log (eventlog/subscriptions.py), in events, by consumer.
+CONSUMER_LAG = "complaints_consumer_lag"
+
+
+@functools.cache
+def _process_runtime(listen: str) -> Runtime | None:
+    return metrics_runtime(listen)
+
+
+def consumer_lag(name: str, listen: str | None = None) -> Callable[[int], None] | None:
+    """A consumer's lag gauge on this process's metrics endpoint (``listen``, default COMPLAINTS_METRICS_LISTEN),
+    for the processes that run consumers (`complaints report --follow`, `complaints webhook run`); None when
+    metrics are off."""
+    runtime = _process_runtime(listen if listen is not None else Settings().metrics_listen)
+    if runtime is None:
+        return None
+    gauge = runtime.metric_meter.create_gauge(CONSUMER_LAG, "events a consumer of the log has not handled yet")
+    return gauge.with_additional_attributes({"consumer": name}).set
 
 
 def metrics_runtime(listen: str) -> Runtime | None:

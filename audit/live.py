@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import asyncpg
 
@@ -46,9 +46,9 @@ async def _fold(events: Sequence[Positioned], conn: asyncpg.Connection | None) -
                            [(cid, still[cid].model_dump(mode="json")) for cid in ids if cid in still])
 
 
-def subscription(pool: asyncpg.Pool, *, batch: int = 1000) -> Subscription:
-    """The live report's consumer (what a worker runs in the background, and ``report`` before it answers)."""
-    return Subscription(pool, NAME, _fold, transactional=True, batch=batch)
+def subscription(pool: asyncpg.Pool, *, batch: int = 1000, lag: Callable[[int], None] | None = None) -> Subscription:
+    """The live report's consumer (what ``report --follow`` runs, and ``report`` before it answers)."""
+    return Subscription(pool, NAME, _fold, transactional=True, batch=batch, lag=lag)
 
 
 async def live_report(pool: asyncpg.Pool) -> tuple[Report, int]:
@@ -64,10 +64,11 @@ async def live_report(pool: asyncpg.Pool) -> tuple[Report, int]:
 
 
 @contextlib.asynccontextmanager
-async def following(pool: asyncpg.Pool) -> AsyncIterator[asyncio.Task[None]]:
+async def following(pool: asyncpg.Pool, lag: Callable[[int], None] | None = None
+                    ) -> AsyncIterator[asyncio.Task[None]]:
     """Keep the live figures current in the background (woken by every append) until the block exits."""
     stop = asyncio.Event()
-    task = asyncio.create_task(subscription(pool).run(stop))
+    task = asyncio.create_task(subscription(pool, lag=lag).run(stop))
     try:
         yield task
     finally:

@@ -398,7 +398,9 @@ async def _follow_report() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with log_pool() as pool, live.following(pool) as task:
+    from worker import consumer_lag
+
+    async with log_pool() as pool, live.following(pool, consumer_lag(live.NAME)) as task:
         err.print("keeping the live report's figures current (Ctrl-C stops)")
         await asyncio.wait([task, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
         if task.done():

@@ -16,7 +16,7 @@ from customer.serve import running_gateway
 from dev.stack import embedded_stack, free_port
 from eventlog.connect import create_pool
 from settings import Settings
-from worker import running_worker
+from worker import consumer_lag, running_worker
 
 
 async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
@@ -32,7 +32,7 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
         report_pool = await create_pool(stack.postgres.app_url, max_size=2)
         try:
             async with running_worker(settings) as worker, running_gateway(settings, client=worker.client) as gateway, \
-                    live.following(report_pool):
+                    live.following(report_pool, consumer_lag(live.NAME, metrics)):
                 mail = (f"Mail (SMTP): {stack.mail.address}, every message kept in {escape(str(stack.mail.maildir))}"
                         " (`complaints mail`); replies to complaints+…@ addresses are filed into their complaint\n"
                         ) if stack.mail else ""

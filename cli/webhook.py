@@ -140,6 +140,8 @@ def run_deliveries() -> None:
             except (SystemExit, ValueError, KeyError):
                 err.print("no master key: webhooks that may see personal fields are not delivered")
             err.print(f"delivering webhooks ({Settings().database_url and 'application role'}); Ctrl-C stops")
-            await webhooks.run_all(pool, stop, keyring=keyring)
+            from worker import consumer_lag
+
+            await webhooks.run_all(pool, stop, keyring=keyring, lag=consumer_lag)
 
     run(go())

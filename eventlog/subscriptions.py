@@ -70,7 +70,9 @@ class Subscription:
     """One consumer of the log, named ``name``: see the module's note."""
 
     def __init__(self, pool: asyncpg.Pool, name: str, handler: Handler, *, transactional: bool = False,
-                 batch: int = 500, poll_seconds: float = 5.0) -> None:
+                 batch: int = 500, poll_seconds: float = 5.0, lag: Callable[[int], None] | None = None) -> None:
+        """``lag``, when given, is told after every catch-up of :meth:`run` how many events the consumer has
+        not handled yet (its lag metric)."""
         if not name or len(name) > 200:
             raise ValueError("a consumer's name is 1 to 200 characters")
         self.pool = pool
@@ -80,6 +82,7 @@ class Subscription:
         self.transactional = transactional
         self.batch = batch
         self.poll_seconds = poll_seconds
+        self.lag = lag
 
     async def once(self) -> int:
         """Handle one batch of what follows the consumer's position; returns how many events (0: caught up)."""
@@ -99,6 +102,14 @@ class Subscription:
                 await self.handler(events, None)
                 await advance(conn, self.name, start, end, len(events))
         return len(events)
+
+    async def behind(self) -> int:
+        """How many events the log holds that the consumer has not handled (below the horizon)."""
+        at = (await position(self.pool, self.name)).cursor
+        async with self.pool.acquire() as conn:
+            return int(await conn.fetchval(
+                "SELECT count(*) FROM complaint_events WHERE (tx, position) > ($1::text::xid8, $2::bigint)"
+                " AND tx < pg_snapshot_xmin(pg_current_snapshot())", str(at.tx), at.position))
 
     async def catch_up(self) -> int:
         """Handle batches until caught up; returns how many events this instance handled. A batch another
@@ -131,6 +142,8 @@ class Subscription:
                 while not stop.is_set():
                     woken.clear()
                     await self.catch_up()
+                    if self.lag is not None:
+                        self.lag(await self.behind())
                     await _first(woken.wait(), stop.wait(), timeout=self.poll_seconds)
             except CONNECTION_ERRORS:
                 await _first(stop.wait(), timeout=1.0)

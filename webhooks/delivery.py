@@ -7,7 +7,7 @@ import contextlib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -48,8 +48,9 @@ class Deliverer:
         self.timeout = timeout
         self.keyring = keyring
 
-    def subscription(self, poll_seconds: float = 5.0) -> Subscription:
-        return Subscription(self.pool, self.webhook.consumer, self.handle, batch=100, poll_seconds=poll_seconds)
+    def subscription(self, poll_seconds: float = 5.0, lag: Callable[[int], None] | None = None) -> Subscription:
+        return Subscription(self.pool, self.webhook.consumer, self.handle, batch=100, poll_seconds=poll_seconds,
+                            lag=lag)
 
     async def handle(self, events: Sequence[Positioned], conn: asyncpg.Connection | None) -> None:
         """A batch: each wanted event delivered or parked, in order (at least once: the consumer moves past
@@ -150,8 +151,10 @@ class Deliverer:
 
 
 async def run_all(pool: asyncpg.Pool, stop: asyncio.Event, *, keyring: CustomerKeyring | None = None,
-                  refresh_seconds: float = 10.0, **options: Any) -> None:
-    """Deliver every webhook's events until ``stop`` is set, picking up webhooks added or removed meanwhile."""
+                  refresh_seconds: float = 10.0, lag: Callable[[str], Callable[[int], None] | None] | None = None,
+                  **options: Any) -> None:
+    """Deliver every webhook's events until ``stop`` is set, picking up webhooks added or removed meanwhile.
+    ``lag`` gives each webhook's consumer its lag gauge (by the consumer's name)."""
     running: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
     try:
         while not stop.is_set():
@@ -173,7 +176,8 @@ async def run_all(pool: asyncpg.Pool, stop: asyncio.Event, *, keyring: CustomerK
                         continue
                     halt = asyncio.Event()
                     deliverer = Deliverer(pool, webhook, keyring=keyring, **options)
-                    running[webhook_id] = (asyncio.create_task(deliverer.subscription().run(halt)), halt)
+                    gauge = lag(webhook.consumer) if lag else None
+                    running[webhook_id] = (asyncio.create_task(deliverer.subscription(lag=gauge).run(halt)), halt)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=refresh_seconds)
     finally:

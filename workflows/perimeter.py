@@ -67,8 +67,9 @@ def plaintext(value: object) -> bool:
 
 #: Modules the doors use inside the workflow sandbox, passed through rather than imported again there:
 #: cryptography's native code raises its exceptions by importing them, which must find the real modules
-#: (re-imported in the sandbox, a failed signature check aborts the process).
-PASSTHROUGH_MODULES = ("cryptography", "jwt", "identity")
+#: (re-imported in the sandbox, a failed signature check aborts the process). OpenTelemetry's, for the tracing
+#: interceptor's workflow side (worker.py), which keeps its context in module state.
+PASSTHROUGH_MODULES = ("cryptography", "jwt", "identity", "opentelemetry")
 #: The workflows' own code. The SDK imports a workflow's module afresh for every run, to isolate module state;
 #: these modules hold none (constants, classes and functions only), and their fresh copies were most of what a
 #: cached complaint cost a worker (code objects and functions: ~180 of ~315 kB). A worker passes them through;

@@ -85,8 +85,11 @@ def test_every_part_of_the_topology_is_there(compose: dict[str, Any]) -> None:
     # Prometheus scrapes the workers where they serve their metrics; the dashboard's queries name ours.
     assert services["worker"]["environment"]["COMPLAINTS_METRICS_LISTEN"] == "0.0.0.0:9464"
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
-    [job] = scrape["scrape_configs"]
-    assert job["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": 9464}]
+    jobs = {job["job_name"]: job["dns_sd_configs"] for job in scrape["scrape_configs"]}
+    assert jobs == {"complaints-worker": [{"names": ["worker"], "type": "A", "port": 9464}],
+                    "complaints-consumers": [{"names": ["live-report", "webhooks"], "type": "A", "port": 9464}]}
+    for consumer in ("live-report", "webhooks"):
+        assert services[consumer]["environment"]["COMPLAINTS_METRICS_LISTEN"] == "0.0.0.0:9464"
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "complaints-workers.json").read_text())
     queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     for metric in ("complaints_stage_entered_total", "complaints_sla_breaches_total", "complaints_appends_total",
@@ -112,9 +115,9 @@ def test_each_service_connects_as_its_own_role(compose: dict[str, Any]) -> None:
     assert role("gateway", "DATABASE_URL") == "complaints_app"
     # The live report writes only its own tables, as the application role, and holds no key.
     assert role("live-report", "DATABASE_URL") == "complaints_app"
-    assert set(services["live-report"]["environment"]) == {"DATABASE_URL"}
+    assert set(services["live-report"]["environment"]) == {"DATABASE_URL", "COMPLAINTS_METRICS_LISTEN"}
     assert role("webhooks", "DATABASE_URL") == "complaints_app"
-    assert set(services["webhooks"]["environment"]) == {"DATABASE_URL"}
+    assert set(services["webhooks"]["environment"]) == {"DATABASE_URL", "COMPLAINTS_METRICS_LISTEN"}
     assert "DATABASE_ADMIN_URL" not in services["gateway"]["environment"]
     assert role("setup", "DATABASE_ADMIN_URL") == "complaints_owner"
     assert role("sealer", "DATABASE_SEALER_URL") == "complaints_sealer"

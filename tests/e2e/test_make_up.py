@@ -68,8 +68,15 @@ def test_make_up_prints_where_to_source_the_secrets_never_the_secrets(tmp_path: 
         assert "COMPLAINTS_GATEWAY_ISSUER_KEY_FILE" in values and "maildir:" in values["COMPLAINTS_INBOUND"]
         # The worker's metrics are served where the screen says: the SDK's own among them.
         [metrics] = re.findall(r"Metrics: +(http://[0-9.]+:[0-9]+/metrics)", screen)
-        with urllib.request.urlopen(metrics, timeout=10) as answer:
-            assert answer.status == 200 and "temporal_" in answer.read().decode()
+        lag = re.compile(r'^complaints_consumer_lag\{[^}]*consumer="report"[^}]*\} 0$', flags=re.M)
+        for _ in range(50):  # the live report's consumer, in the same process, reports its lag there: caught up
+            with urllib.request.urlopen(metrics, timeout=10) as answer:
+                scraped = answer.read().decode()
+                assert answer.status == 200 and "temporal_" in scraped
+            if lag.search(scraped):
+                break
+            time.sleep(0.2)
+        assert lag.search(scraped), scraped[-2000:]
         # The live report answers from figures kept current in the background.
         report = subprocess.run(["bash", "-c", f". {env_file} && {sys.executable} -m cli.main report --json"],
                                 cwd=ROOT, capture_output=True, text=True, timeout=60,

@@ -228,3 +228,23 @@ async def test_a_complaint_driven_end_to_end_reaches_the_backend_signed_in_order
     # Personal fields as auditors see them: sealed, exactly as the log holds them.
     received = delivered[0]["payload"]
     assert received == logged[0].payload and any(is_sealed(v) for v in received.values())
+
+
+async def test_replay_from_a_position_delivers_again_from_there_with_the_same_delivery_ids(
+        receiver: tuple[Receiver, str], store: PostgresEventStore, app_pool: asyncpg.Pool, database: Any) -> None:
+    backend, url = receiver
+    webhook = await webhooks.add(app_pool, url)
+    backend.secret = webhook.secret
+    cid = new_id()
+    await store.append(records(cid, "one", "two", "three"))
+    deliverer = webhooks.Deliverer(app_pool, webhook, attempts=1)
+    assert await deliverer.subscription().catch_up() == 3
+    first = [d["delivery"] for d in backend.accepted]
+    second_position = backend.accepted[1]["position"]
+    done = cli(database, "webhook", "replay", webhook.id, "--from", str(second_position))
+    assert done.returncode == 0, done.stderr
+    assert await deliverer.subscription().catch_up() == 2
+    assert [d["delivery"] for d in backend.accepted] == first + first[1:]
+    refused = cli(database, "webhook", "replay", webhook.id, "--from", "999999999")
+    assert refused.returncode == 2 and "from:" in refused.stderr
+    assert cli(database, "webhook", "replay", "wh_forged", "--from", "1").returncode == 1
