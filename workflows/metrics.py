@@ -13,7 +13,7 @@ from domain.complaint import Complaint
 
 #: Events the workflow recorded in the log, by type.
 EVENTS_RECORDED = "complaints_events_recorded"
-#: Complaints entering a stage, by stage and channel (entered minus left is how many are there).
+#: Complaints entering a stage, by stage and channel (how many are in each stage now: `complaints list --status STAGE`).
 STAGE_ENTERED = "complaints_stage_entered"
 #: Deadlines warned of and breached, by jurisdiction and deadline.
 SLA_WARNINGS = "complaints_sla_warnings"
