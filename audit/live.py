@@ -21,6 +21,9 @@ from audit.report import Report, ReportBuilder
 from domain.complaint import Complaint
 from eventlog.store import Positioned
 from eventlog.subscriptions import Subscription, position
+from logs import get_logger
+
+log = get_logger(__name__)
 
 #: The consumer's name in complaint_consumers.
 NAME = "report"
@@ -69,6 +72,13 @@ async def following(pool: asyncpg.Pool, lag: Callable[[int], None] | None = None
     """Keep the live figures current in the background (woken by every append) until the block exits."""
     stop = asyncio.Event()
     task = asyncio.create_task(subscription(pool, lag=lag).run(stop))
+
+    def ended(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("the live report stopped following the log; `complaints report` still catches it up",
+                      error=str(done.exception())[:300])
+
+    task.add_done_callback(ended)
     try:
         yield task
     finally:
