@@ -30,7 +30,7 @@ import asyncpg
 
 from eventlog.connect import CONNECTION_ERRORS
 from eventlog.errors import EventLogError
-from eventlog.store import CHANNEL, START, Cursor, Positioned, PostgresEventStore
+from eventlog.store import CHANNEL, HORIZON, START, Cursor, Positioned, PostgresEventStore
 
 Handler = Callable[[Sequence[Positioned], asyncpg.Connection | None], Awaitable[None]]
 
@@ -53,6 +53,15 @@ async def position(pool: asyncpg.Pool, name: str) -> ConsumerPosition:
     if row is None:
         return ConsumerPosition(name, START, 0)
     return ConsumerPosition(name, Cursor(row["tx"], row["position"]), row["events"])
+
+
+async def behind(pool: asyncpg.Pool, name: str) -> int:
+    """How many events the log holds that consumer ``name`` has not handled yet (below the horizon)."""
+    at = (await position(pool, name)).cursor
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM complaint_events WHERE (tx, position) > ($1::text::xid8, $2::bigint)"
+            f" AND tx < {HORIZON}", str(at.tx), at.position))
 
 
 async def advance(conn: asyncpg.Connection, name: str, start: Cursor, to: Cursor, events: int) -> None:
@@ -104,12 +113,7 @@ class Subscription:
         return len(events)
 
     async def behind(self) -> int:
-        """How many events the log holds that the consumer has not handled (below the horizon)."""
-        at = (await position(self.pool, self.name)).cursor
-        async with self.pool.acquire() as conn:
-            return int(await conn.fetchval(
-                "SELECT count(*) FROM complaint_events WHERE (tx, position) > ($1::text::xid8, $2::bigint)"
-                " AND tx < pg_snapshot_xmin(pg_current_snapshot())", str(at.tx), at.position))
+        return await behind(self.pool, self.name)
 
     async def catch_up(self) -> int:
         """Handle batches until caught up; returns how many events this instance handled. A batch another

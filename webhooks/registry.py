@@ -12,7 +12,7 @@ import asyncpg
 
 from domain.events import EVENT_TYPES
 from eventlog.store import START, Cursor, PostgresEventStore
-from eventlog.subscriptions import Subscription, advance, position
+from eventlog.subscriptions import advance, behind, position
 
 
 @dataclass(frozen=True)
@@ -95,16 +95,12 @@ async def status(pool: asyncpg.Pool, webhook: Webhook) -> dict[str, Any]:
     """Where its deliveries stand: events delivered (or parked) so far, events of the log not reached yet,
     and what waits parked."""
     at = await position(pool, webhook.consumer)
-    behind = await Subscription(pool, webhook.consumer, _never).behind()
+    lag = await behind(pool, webhook.consumer)
     waiting = await parked(pool, webhook.id)
     return {"id": webhook.id, "url": webhook.url, "events": list(webhook.events) or "all",
-            "personal": webhook.personal, "handled": at.events, "behind": int(behind), "parked": len(waiting),
+            "personal": webhook.personal, "handled": at.events, "behind": lag, "parked": len(waiting),
             "oldest_parked": waiting[0]["position"] if waiting else None,
             "last_error": waiting[-1]["last_error"] if waiting else None}
-
-
-async def _never(events: Any, conn: Any) -> None:
-    raise AssertionError("status only counts; it handles nothing")
 
 
 async def replay_from(pool: asyncpg.Pool, webhook: Webhook, from_position: int) -> None:

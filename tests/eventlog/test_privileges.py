@@ -42,7 +42,8 @@ async def connect_as(database: Postgres, role: str) -> AsyncIterator[asyncpg.Con
 
 async def counts(admin: asyncpg.Connection) -> dict[str, int]:
     tables = ("complaint_events", "complaint_schema_migrations", "complaint_checkpoints", "complaint_customer_keys",
-              "complaint_erasures")
+              "complaint_erasures", "complaint_consumers", "complaint_report_figures", "complaint_report_open",
+              "complaint_webhooks", "complaint_webhook_parked")
     return {t: int(await admin.fetchval(f"SELECT count(*) FROM {t}")) for t in tables}
 
 
@@ -103,6 +104,13 @@ async def test_the_application_role_still_appends_and_keys_through_its_functions
     (ERASER_ROLE, "UPDATE complaint_customer_keys SET wrapped_key = NULL, erased_at = now()"),
     (ERASER_ROLE, "SELECT record_complaint_checkpoint(999999, 1, 1, repeat('0', 64), now(), 'k', 's', NULL, 1)"),
     (ERASER_ROLE, "SELECT * FROM complaint_events"),
+    # The consumers' positions, the live report and the webhooks are the application role's alone.
+    (SEALER_ROLE, "SELECT advance_complaint_consumer('report', 0, 0, 1, 1, 1)"),
+    (SEALER_ROLE, "SELECT restart_complaint_report()"),
+    (SEALER_ROLE, "INSERT INTO complaint_webhooks (id, url, secret) VALUES ('wh_x', 'https://evil.example', 's')"),
+    (ERASER_ROLE, "SELECT rewind_complaint_webhook('wh_x', 0, 0)"),
+    (ERASER_ROLE, "INSERT INTO complaint_consumers (name, tx, position) VALUES ('report', 9, 9)"),
+    (ERASER_ROLE, "INSERT INTO complaint_report_figures (id, figures) VALUES (1, '{}')"),
 ])
 async def test_the_sealer_and_the_eraser_can_do_their_one_thing_only(database: Postgres, admin: asyncpg.Connection,
                                                                       stored: str, role: str, statement: str) -> None:
@@ -138,8 +146,9 @@ async def test_every_write_function_runs_as_its_owner_with_a_fixed_search_path(a
     rows = await admin.fetch(
         "SELECT proname, prosecdef, proconfig, proacl::text AS acl FROM pg_proc WHERE proname IN"
         " ('append_complaint_events', 'complaint_customer_key', 'erase_complaint_customer',"
-        " 'record_complaint_checkpoint')")
-    assert len(rows) == 4
+        " 'record_complaint_checkpoint', 'advance_complaint_consumer', 'restart_complaint_report',"
+        " 'rewind_complaint_webhook')")
+    assert len(rows) == 7
     for row in rows:
         assert row["prosecdef"], row["proname"]
         assert any(c.startswith("search_path=") for c in row["proconfig"]), row["proname"]
@@ -153,3 +162,19 @@ async def test_the_superuser_needs_its_password(postgres: Postgres) -> None:
         await asyncpg.connect(f"postgresql://{SUPERUSER}:wrong@/postgres?host={postgres.socket_dir}")
     conn = await asyncpg.connect(postgres.url(database="postgres"))
     await conn.close()
+
+
+async def test_the_application_role_rewinds_only_a_webhook_and_restarts_only_the_live_report(
+        app_pool: asyncpg.Pool, admin: asyncpg.Connection, store: PostgresEventStore) -> None:
+    """The two functions that move a position back: neither reaches another consumer's."""
+    await store.append(records(new_id(), "one", "two"))
+    async with app_pool.acquire() as conn:
+        await conn.execute("SELECT advance_complaint_consumer('projection', 0, 0, 1, 1, 2)")
+        await conn.execute("SELECT advance_complaint_consumer('report', 0, 0, 1, 1, 2)")
+        # A forged webhook id (or another consumer's name) is refused, and nothing moves.
+        for forged in ("wh_forged", "report", "../projection"):
+            with pytest.raises(asyncpg.PostgresError, match="no webhook"):
+                await conn.execute("SELECT rewind_complaint_webhook($1, 0, 0)", forged)
+        await conn.execute("SELECT restart_complaint_report()")
+    positions = {r["name"]: (r["tx"], r["position"]) for r in await admin.fetch("SELECT * FROM complaint_consumers")}
+    assert positions == {"projection": (1, 1)}  # the report's position forgotten, the other consumer's kept

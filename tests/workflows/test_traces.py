@@ -5,9 +5,7 @@ run (linked), naming no personal datum."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
@@ -16,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from temporalio.testing import WorkflowEnvironment
 
 from eventlog import PostgresEventStore
+from tests.http_receiver import receiving
 from tests.workflows.driver import Driver
 from tests.workflows.test_paths import valid
 from worker import build_worker, flush_traces
@@ -24,33 +23,18 @@ from workflows.complaint import ComplaintWorkflow
 
 @pytest.fixture
 def collector() -> Iterator[tuple[list[Any], str]]:
-    """An OTLP/HTTP trace receiver: every span it is sent, decoded from protobuf."""
+    """An OTLP/HTTP trace receiver: every span it is sent, decoded from protobuf, with its service's name."""
     spans: list[Any] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            request = ExportTraceServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"])))
-            for resource in request.resource_spans:
-                service = {a.key: a.value.string_value for a in resource.resource.attributes}.get("service.name")
-                for scope in resource.scope_spans:
-                    spans.extend((service, span) for span in scope.spans)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def answer(headers: Any, body: bytes) -> int:
+        for resource in ExportTraceServiceRequest.FromString(body).resource_spans:
+            service = {a.key: a.value.string_value for a in resource.resource.attributes}.get("service.name")
+            for scope in resource.scope_spans:
+                spans.extend((service, span) for span in scope.spans)
+        return 200
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield spans, f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with receiving(answer) as base:
+        yield spans, f"{base}/v1/traces"
 
 
 async def test_a_worker_with_an_exporter_sends_a_trace_of_the_run(
