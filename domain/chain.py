@@ -233,31 +233,49 @@ def recorded(row: Sequence[Any]) -> Recorded:
         return Recorded.model_construct(**dict(zip(ROW_FIELDS, row, strict=False)))
 
 
+#: Where a row may carry its ``occurred_at`` already spelled canonically (after ROW_FIELDS and the reader's
+#: transaction and position): the log's readers have PostgreSQL spell it (eventlog.store.CANONICAL_AT), so the
+#: check does not format an instant per batch. A spelling that is wrong only fails the quick path: the row is
+#: then walked from its own columns.
+CANONICAL_AT = len(ROW_FIELDS) + 2
+
+
 class Chains:
     """Many complaints' chains checked together from rows in global order (each complaint's rows in sequence
     order, among the others'), holding only each complaint's head, so a whole log is checked in one pass.
 
     A row that continues its chain exactly costs one canonicalisation and one hash and builds nothing (a
-    batch's events share their time, spelled once); from the first row of a complaint that does not, a
-    :class:`ChainWalker` takes that complaint over and names every break from there."""
+    batch's events share their time, spelled once, or by the reader); from the first row of a complaint that
+    does not, a :class:`ChainWalker` takes that complaint over and names every break from there."""
 
     def __init__(self, heads: dict[str, ChainHead] | None = None) -> None:
         """From ``heads`` (heads verified before, sealed in a checkpoint), or every complaint from genesis."""
         self._heads: dict[str, tuple[int, str]] = {cid: (h.sequence, h.hash) for cid, h in (heads or {}).items()}
+        self._start = {cid: sequence for cid, (sequence, _) in self._heads.items()}
         self._walkers: dict[str, ChainWalker] = {}
-        #: Rows fed per complaint.
-        self.events: dict[str, int] = {}
+        self._walked: dict[str, int] = {}  # rows that held before a complaint's walker took over
+
+    @property
+    def events(self) -> dict[str, int]:
+        """Rows fed per complaint. (On the quick path every row moves its complaint's head on by one, so the
+        count is the head's distance from where it started, and nothing is counted per row.)"""
+        start = self._start
+        counts = {cid: sequence - start.get(cid, 0) for cid, (sequence, _) in self._heads.items()
+                  if sequence != start.get(cid, 0)}
+        for cid, walker in self._walkers.items():
+            counts[cid] = self._walked[cid] + walker.events
+        return counts
 
     def feed(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Check ``rows``: sequences in ROW_FIELDS order (columns after those are ignored)."""
-        heads, events, walkers = self._heads, self.events, self._walkers
+        """Check ``rows``: sequences in ROW_FIELDS order (what comes after those is ignored, but for a canonical
+        spelling of the time at CANONICAL_AT, used where present)."""
+        heads, walkers = self._heads, self._walkers
         sha256, fromhex, dumps, sort = hashlib.sha256, bytes.fromhex, orjson.dumps, orjson.OPT_SORT_KEYS
         genesis = (0, GENESIS)
         at: Any = None
         when = ""
         for row in rows:
             cid = row[0]
-            events[cid] = events.get(cid, 0) + 1
             walker = walkers.get(cid) if walkers else None
             if walker is None:
                 sequence, prev = heads.get(cid, genesis)
@@ -265,14 +283,16 @@ class Chains:
                     if row[1] == sequence + 1 and row[7] == prev:
                         if row[4] != at or at is None:
                             at = row[4]
-                            when = canonical_time(at)
+                            when = row[CANONICAL_AT] if len(row) > CANONICAL_AT else canonical_time(at)
                         body = dumps({"actor": row[5], "complaint_id": cid, "occurred_at": when, "payload": row[6],
                                       "schema_version": row[3], "sequence": row[1], "type": row[2]}, option=sort)
                         if sha256(fromhex(prev) + body).hexdigest() == row[8]:
                             heads[cid] = (row[1], row[8])
                             continue
                 except (ValueError, TypeError, AttributeError, orjson.JSONEncodeError):
-                    at = None
+                    pass
+                at = None
+                self._walked[cid] = sequence - self._start.get(cid, 0)
                 walker = walkers[cid] = ChainWalker(cid, ChainHead(sequence=sequence, hash=prev))
             walker.step(recorded(row))
 
