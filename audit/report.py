@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
 from domain.chain import Recorded
-from domain.complaint import Complaint, evolve
+from domain.complaint import Complaint, evolve_row
 from domain.intake import Jurisdiction
 from domain.policies.deadlines import Calendar, business_days_between
 
@@ -111,6 +111,11 @@ COUNTERS = ("outcomes", "causes", "churn", "acknowledgement_days", "resolution_d
             "remedies")
 
 
+#: The kinds of event :meth:`ReportBuilder._count` counts (the rest only move their complaint's state on).
+_COUNTED = frozenset({"ComplaintAcknowledged", "SlaBreached", "FollowUpRecorded", "CustomerChurned", "RemedyChosen",
+                      "RemedyDefaulted"})
+
+
 class ReportBuilder:
     """Feed records in global order; ``finish`` gives the report."""
 
@@ -133,39 +138,45 @@ class ReportBuilder:
         return dict(self._open)
 
     def add(self, record: Recorded) -> None:
-        cid = record.complaint_id
+        self.add_row((record.complaint_id, record.sequence, record.type, record.schema_version,
+                      record.occurred_at, record.actor, record.payload, record.prev_hash, record.hash))
+
+    def add_row(self, row: Sequence[Any]) -> None:
+        """One stored row's values in ROW_FIELDS order (what follows them is ignored): no record is built."""
+        cid = row[0]
         if cid in self._skipped:
             return
         state = self._open.get(cid)
-        if state is None and record.sequence != 1:
+        if state is None and row[1] != 1:
             return  # a complaint closed earlier in the log: nothing more counts (a verified log has none)
-        state = evolve(state, record)
-        if record.sequence == 1:
+        state = evolve_row(state, row)
+        if row[1] == 1:
             if self.report.since and state.received_at.date() < self.report.since:
                 self._skipped.add(cid)
                 return
             self.report.complaints += 1
         self.report.events += 1
-        self._count(state, record)
+        if row[2] in _COUNTED:
+            self._count(state, row[2], row[6])
         if state.is_open:
             self._open[cid] = state
         else:
             self._open.pop(cid, None)
             self._settle(state)
 
-    def _count(self, state: Complaint, record: Recorded) -> None:
+    def _count(self, state: Complaint, kind: str, payload: dict[str, Any]) -> None:
+        """The figures an event of a kind in _COUNTED adds to."""
         r = self.report
-        kind = record.type
         if kind == "ComplaintAcknowledged" and state.acknowledged_at is not None:
             r.acknowledgement_days[_days(state, state.acknowledged_at)] += 1
         elif kind == "SlaBreached":
-            r.breaches[(state.jurisdiction.value, record.payload["kind"])] += 1
+            r.breaches[(state.jurisdiction.value, payload["kind"])] += 1
         elif kind == "FollowUpRecorded":
-            r.satisfaction[int(record.payload["satisfaction"])] += 1
+            r.satisfaction[int(payload["satisfaction"])] += 1
         elif kind == "CustomerChurned":
-            r.churn[record.payload["category"]] += 1
+            r.churn[payload["category"]] += 1
         elif kind in ("RemedyChosen", "RemedyDefaulted") and state.offer is not None:
-            option = state.offer.option(record.payload["option_id"])
+            option = state.offer.option(payload["option_id"])
             if option is not None:
                 r.remedies[(option.kind.value, "chosen" if kind == "RemedyChosen" else "defaulted")] += 1
 

@@ -11,10 +11,10 @@ reads them. Validation of their content happened on the way in (intake and comma
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,9 @@ from domain.vocabulary import (
     Stage,
     Verdict,
 )
+
+M = TypeVar("M", bound=BaseModel)
+_set = object.__setattr__
 
 if TYPE_CHECKING:
     from domain.complaint import Complaint
@@ -753,13 +756,27 @@ def settled(state: Complaint, key: str) -> list[Outgoing]:
     return [o for o in state.outbox if o.key != key]
 
 
+def replaced(model: M, changes: Mapping[str, Any]) -> M:
+    """``model.model_copy(update=changes)`` for the domain's frozen models (no private or extra attributes), done
+    as pydantic does it (the fields copied with the changes over them, the changed ones marked set) without its
+    generic copying, which cost more than the rest of a fold step: the report folds every event of the log.
+    Like model_copy, it validates nothing."""
+    copy = type(model).__new__(type(model))
+    _set(copy, "__dict__", {**model.__dict__, **changes})
+    fields_set = model.__pydantic_fields_set__  # shared while no new field is set: a frozen model's never changes
+    _set(copy, "__pydantic_fields_set__", fields_set if changes.keys() <= fields_set else fields_set | changes.keys())
+    _set(copy, "__pydantic_extra__", None)
+    _set(copy, "__pydantic_private__", None)
+    return copy
+
+
 def meet(deadlines: list[DeadlineState], kind: DeadlineKind, at: datetime) -> list[DeadlineState]:
     """The deadlines with ``kind`` met ``at`` (unless it already was)."""
-    return [d.model_copy(update={"met_at": at}) if d.kind is kind and d.met_at is None else d for d in deadlines]
+    return [replaced(d, {"met_at": at}) if d.kind is kind and d.met_at is None else d for d in deadlines]
 
 
 def with_deadline(deadlines: list[DeadlineState], kind: DeadlineKind, **changes: Any) -> list[DeadlineState]:
-    return [d.model_copy(update=changes) if d.kind is kind else d for d in deadlines]
+    return [replaced(d, changes) if d.kind is kind else d for d in deadlines]
 
 
 def responded(state: Complaint, at: datetime) -> Changes:
@@ -788,4 +805,5 @@ def parse_event(type_name: str, version: int, payload: dict[str, Any]) -> Event:
         cls = EVENT_TYPES[type_name]
     except KeyError:
         raise ValueError(f"unknown event type {type_name!r}") from None
-    return cls.model_validate(cls.upcast(payload, version))
+    event: Event = cls.__pydantic_validator__.validate_python(cls.upcast(payload, version))  # model_validate's
+    return event

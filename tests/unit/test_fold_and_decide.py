@@ -677,6 +677,7 @@ def test_each_step_of_the_fold_is_what_pydantics_model_copy_gives() -> None:
     """The fold copies a state as ``model_copy(update=)`` does, without its generic copying: same fields, same
     fields marked set, a new object each step (the one before it unchanged), and it serialises the same."""
     from domain.complaint import _changed, evolve
+    from domain.events import replaced
 
     state = None
     for record in full_story().records:
@@ -689,6 +690,10 @@ def test_each_step_of_the_fold_is_what_pydantics_model_copy_gives() -> None:
         assert _changed(before, changes) == copied == state and state is not before
         assert state.model_fields_set == copied.model_fields_set
         assert state.model_dump_json() == copied.model_dump_json()
+        for deadline in state.deadlines:  # and the deadlines' steps (meet, with_deadline) copy as model_copy does
+            change = {"met_at": record.occurred_at, "breached": True}
+            assert replaced(deadline, change) == deadline.model_copy(update=change)
+            assert replaced(deadline, change).model_fields_set == deadline.model_copy(update=change).model_fields_set
 
 
 def test_the_folded_state_holds_no_personal_data() -> None:

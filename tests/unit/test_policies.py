@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.events import Deadline
 from domain.intake import Channel, Jurisdiction, Severity, SubjectKind
@@ -273,6 +275,22 @@ def test_business_days_between_count_like_deadlines() -> None:
     assert business_days_between(start, add(start, 10, Unit.business_days, INDONESIA), INDONESIA) == 10
     assert business_days_between(start, datetime(2025, 4, 9, 9, 0, tzinfo=JAKARTA), INDONESIA) == 2
     assert business_days_between(datetime(2025, 4, 9, 9, 0, tzinfo=JAKARTA), start, INDONESIA) == -2
+
+
+@given(st.dates(date(2024, 10, 1), date(2027, 3, 31)), st.integers(-400, 400),
+       st.sampled_from(["INDONESIA", "ENGLAND"]), st.frozensets(st.integers(0, 6), max_size=3))
+def test_business_days_are_counted_as_the_day_by_day_count_would(start: date, span: int, place: str,
+                                                                 weekend: frozenset[int]) -> None:
+    """The count by whole weeks and a search of the holidays gives what walking day by day gives, whatever the
+    span, the holidays (weekend ones included) and the weekend."""
+    calendar = {"INDONESIA": INDONESIA, "ENGLAND": ENGLAND}[place]
+    calendar = Calendar(name=calendar.name, zone=calendar.zone, holidays=calendar.holidays, weekend=weekend)
+    end = start + timedelta(days=span)
+    first, last = min(start, end), max(start, end)
+    walked = sum(1 for n in range(1, (last - first).days + 1) if calendar.is_business_day(first + timedelta(days=n)))
+    moment = datetime.combine(start, time(12), tzinfo=calendar.zone)
+    assert business_days_between(moment, datetime.combine(end, time(12), tzinfo=calendar.zone), calendar) == (
+        walked if end >= start else -walked)
 
 
 def test_calendar_days_and_weeks_count_from_the_day_of_receipt() -> None:
