@@ -19,6 +19,7 @@ to the newest checkpoint verified.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from audit import checkpoints as cp
 from audit.verify import Progress, Verification
-from domain.chain import Break, ChainHead, Chains
+from domain.chain import Break, Chains
 from eventlog import Cursor, PostgresEventStore
 from eventlog.store import TX
 
@@ -109,28 +110,34 @@ async def verify_since(store: PostgresEventStore, state: VerifiedState, trusted:
     if sealed.signature_status(trusted) is not cp.Signature.verified:
         result.checkpoint_breaks.append(Break(complaint_id=where, sequence=0, kind="checkpoint_signature",
                                               detail="the signature does not hold with the trusted key"))
-    result.checkpoint_breaks += await _sealed_heads_unchanged(store, state)
+    # Looked up by PostgreSQL while this process checks what was appended since.
+    unchanged = asyncio.ensure_future(_sealed_heads_unchanged(store, state))
 
-    newer = sorted((c for c in stored if c.position > sealed.position and c.horizon is not None),
-                   key=lambda c: c.position)
-    chains = Chains({cid: ChainHead(sequence=s, hash=h) for cid, (s, h) in state.heads.items()})
-    events = sealed.events
-    kept = state
-    async for page in store.pages(await _after(store, sealed)):
-        rows = list(page)
-        while rows:
-            horizon = (newer[0].horizon or 0) if newer else None
-            below = rows if horizon is None else [r for r in rows if r[TX] < horizon]
-            chains.feed(below)
-            events += len(below)
-            if progress and below:
-                progress(len(below))
-            if len(below) == len(rows):
-                break
-            kept = _check_newer(result, newer.pop(0), chains.heads(), events, trusted) or kept
-            rows = rows[len(below):]
-    while newer:
-        kept = _check_newer(result, newer.pop(0), chains.heads(), events, trusted) or kept
+    try:
+        newer = sorted((c for c in stored if c.position > sealed.position and c.horizon is not None),
+                       key=lambda c: c.position)
+        chains = Chains.from_heads(state.heads)
+        events = sealed.events
+        kept = state
+        async for page in store.pages(await _after(store, sealed)):
+            rows = list(page)
+            while rows:
+                horizon = (newer[0].horizon or 0) if newer else None
+                below = rows if horizon is None else [r for r in rows if r[TX] < horizon]
+                chains.feed(below)
+                events += len(below)
+                if progress and below:
+                    progress(len(below))
+                if len(below) == len(rows):
+                    break
+                kept = _check_newer(result, newer.pop(0), chains.pairs(), events, trusted) or kept
+                rows = rows[len(below):]
+        while newer:
+            kept = _check_newer(result, newer.pop(0), chains.pairs(), events, trusted) or kept
+    except BaseException:
+        unchanged.cancel()
+        raise
+    result.checkpoint_breaks += await unchanged
     for cid, count in chains.events.items():
         check = result.complaint(cid)
         check.events, check.breaks = count, chains.breaks(cid)
@@ -139,7 +146,7 @@ async def verify_since(store: PostgresEventStore, state: VerifiedState, trusted:
     return result, (kept if result.ok else state)
 
 
-def _check_newer(result: Verification, checkpoint: cp.Checkpoint, heads: dict[str, ChainHead], events: int,
+def _check_newer(result: Verification, checkpoint: cp.Checkpoint, heads: dict[str, tuple[int, str]], events: int,
                  trusted: str) -> VerifiedState | None:
     """A checkpoint sealed since: its root and counts from the heads and events below its horizon."""
     where = f"checkpoint @{checkpoint.position}"
@@ -147,7 +154,7 @@ def _check_newer(result: Verification, checkpoint: cp.Checkpoint, heads: dict[st
     if checkpoint.signature_status(trusted) is not cp.Signature.verified:
         found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_signature",
                            detail="the signature does not hold with the trusted key"))
-    leaves = sorted((cid, h.sequence, h.hash) for cid, h in heads.items())
+    leaves = sorted((cid, sequence, hash_) for cid, (sequence, hash_) in heads.items())
     if events != checkpoint.events or len(leaves) != checkpoint.complaints:
         found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_count",
                            detail=f"sealed {checkpoint.events} events of {checkpoint.complaints} complaints; the "
@@ -170,19 +177,29 @@ async def _after(store: PostgresEventStore, checkpoint: cp.Checkpoint) -> Cursor
 
 
 async def _sealed_heads_unchanged(store: PostgresEventStore, state: VerifiedState) -> list[Break]:
-    """Every head the checkpoint sealed is still in the log with its hash (index lookups, no rehashing)."""
-    ids = list(state.heads)
+    """Every head the checkpoint sealed is still in the log with its hash: an index lookup each, in PostgreSQL,
+    which hands back only those that differ (a join let the planner hash the whole table instead). The heads
+    go as three lines of text, split by PostgreSQL: asyncpg encodes a list element by element."""
+    ids = sorted(state.heads)
+    if any("\n" in cid for cid in ids):  # never a complaint id (domain.values): then as lists all the same
+        values: tuple[object, ...] = (ids, [state.heads[cid][0] for cid in ids], [state.heads[cid][1] for cid in ids])
+        heads = "unnest($1::text[], $2::integer[], $3::text[])"
+    else:
+        values = ("\n".join(ids), ",".join(str(state.heads[cid][0]) for cid in ids),
+                  ",".join(state.heads[cid][1] for cid in ids))
+        heads = ("unnest(string_to_array($1::text, E'\\n'), string_to_array($2::text, ',')::integer[],"
+                 " string_to_array($3::text, ','))")
     async with store.pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT s.complaint_id, e.hash FROM unnest($1::text[], $2::integer[]) AS s(complaint_id, sequence)"
-            " LEFT JOIN complaint_events e ON e.complaint_id = s.complaint_id AND e.sequence = s.sequence",
-            ids, [state.heads[cid][0] for cid in ids])
+            "SELECT s.complaint_id, (SELECT e.hash FROM complaint_events e WHERE e.complaint_id = s.complaint_id"
+            "  AND e.sequence = s.sequence) AS hash"
+            f" FROM {heads} AS s(complaint_id, sequence, sealed)"
+            " WHERE (SELECT e.hash FROM complaint_events e WHERE e.complaint_id = s.complaint_id"
+            "  AND e.sequence = s.sequence) IS DISTINCT FROM s.sealed", *values) if ids else []
     found = []
     for row in rows:
-        sequence, sealed_hash = state.heads[row["complaint_id"]]
-        if row["hash"] != sealed_hash:
-            found.append(Break(complaint_id=row["complaint_id"], sequence=sequence, kind="sealed_head_changed",
-                               detail="the event the checkpoint sealed as this complaint's head is "
-                                      + ("gone" if row["hash"] is None else "not the one sealed")))
+        sequence, _ = state.heads[row["complaint_id"]]
+        found.append(Break(complaint_id=row["complaint_id"], sequence=sequence, kind="sealed_head_changed",
+                           detail="the event the checkpoint sealed as this complaint's head is "
+                                  + ("gone" if row["hash"] is None else "not the one sealed")))
     return found
-

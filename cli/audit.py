@@ -136,10 +136,11 @@ def verify(
             with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
                           TimeElapsedColumn(), console=err, disable=as_json) as progress:
                 task = progress.add_task("events since the checkpoint", total=None)
+                state = incremental.load(state_file)
                 result, kept = await incremental.verify_since(
-                    PostgresEventStore(pool), incremental.load(state_file), trusted,
-                    lambda n: progress.advance(task, n))
-            incremental.save(kept, state_file)
+                    PostgresEventStore(pool), state, trusted, lambda n: progress.advance(task, n))
+            if kept is not state:  # a newer checkpoint verified: the next run starts there
+                incremental.save(kept, state_file)
             return result
 
     async def go() -> Verification:

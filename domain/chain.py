@@ -268,6 +268,14 @@ class Chains:
         self._walkers: dict[str, ChainWalker] = {}
         self._walked: dict[str, int] = {}  # rows that held before a complaint's walker took over
 
+    @classmethod
+    def from_heads(cls, heads: dict[str, tuple[int, str]]) -> Chains:
+        """From heads as (sequence, hash) pairs (a verified state's): no model built for each."""
+        chains = cls()
+        chains._heads = dict(heads)
+        chains._start = {cid: sequence for cid, (sequence, _) in heads.items()}
+        return chains
+
     @property
     def events(self) -> dict[str, int]:
         """Rows fed per complaint. (On the quick path every row moves its complaint's head on by one, so the
@@ -319,6 +327,12 @@ class Chains:
     def heads(self) -> dict[str, ChainHead]:
         """Every complaint's head: those given at the start and those reached."""
         return {cid: self.head(cid) for cid in self._heads.keys() | self._walkers.keys()}
+
+    def pairs(self) -> dict[str, tuple[int, str]]:
+        """:meth:`heads` as (sequence, hash) pairs, building no model for each."""
+        pairs = dict(self._heads)
+        pairs.update({cid: (w.head.sequence, w.head.hash) for cid, w in self._walkers.items()})
+        return pairs
 
     def breaks(self, complaint_id: str) -> list[Break]:
         walker = self._walkers.get(complaint_id)

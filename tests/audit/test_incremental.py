@@ -80,3 +80,23 @@ async def test_since_checkpoint_checks_only_what_is_new_and_catches_a_tamper_aft
     code, since = verify(database, key, state, "--since-checkpoint")
     assert code == 1
     assert ("sealed_head_changed", b) in {(x["kind"], x["complaint_id"]) for x in since["breaks"]}
+
+
+async def test_the_sealed_heads_are_looked_up_one_by_one_and_only_those_that_differ_come_back(
+        store: PostgresEventStore) -> None:
+    """The check of the heads a checkpoint sealed names a head rewritten and a head gone, and nothing for a head
+    that holds; the same whether the heads go as lines of text or (an id with a newline, which no complaint
+    has) as lists."""
+    held, rewritten = new_id(), new_id()
+    for cid in (held, rewritten):
+        await store.append(records(cid, "one", "two"))
+    heads = {held: (2, (await store.head(held)).hash), rewritten: (2, "e" * 64), new_id(): (1, "d" * 64)}
+    checkpoint = cp.Checkpoint(position=1, events=5, complaints=3, root="0" * 64, sealed_at="2026-12-02T00:00:00Z",
+                               public_key="", signature="")
+    for odd in ({}, {"no\nsuch": (1, "c" * 64)}):
+        found = await incremental._sealed_heads_unchanged(store, incremental.VerifiedState(checkpoint,
+                                                                                          {**heads, **odd}))
+        said = {b.complaint_id: b.detail for b in found}
+        assert set(said) == set(heads) - {held} | set(odd) and {b.kind for b in found} == {"sealed_head_changed"}
+        assert said[rewritten].endswith("not the one sealed")
+        assert all(detail.endswith("gone") for cid, detail in said.items() if cid != rewritten)
