@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from audit import checkpoints as cp
 from audit.verify import Progress, Verification
@@ -50,14 +51,14 @@ class VerifiedState:
     heads: dict[str, tuple[int, str]]
 
     def to_json(self) -> str:
-        return json.dumps({"checkpoint": self.checkpoint.model_dump(mode="json"),
-                           "heads": {cid: list(h) for cid, h in sorted(self.heads.items())}})
+        return orjson.dumps({"checkpoint": self.checkpoint.model_dump(mode="json"),
+                             "heads": {cid: list(h) for cid, h in sorted(self.heads.items())}}).decode()
 
     @classmethod
     def from_json(cls, text: str) -> VerifiedState:
-        data = json.loads(text)
+        data = orjson.loads(text)
         return cls(cp.Checkpoint.model_validate(data["checkpoint"]),
-                   {cid: (int(h[0]), str(h[1])) for cid, h in data["heads"].items()})
+                   {cid: (int(sequence), str(hash_)) for cid, (sequence, hash_) in data["heads"].items()})
 
 
 def state_path(origin: str | None) -> Path:
@@ -176,11 +177,19 @@ async def _after(store: PostgresEventStore, checkpoint: cp.Checkpoint) -> Cursor
     return Cursor(int(tx or 0), checkpoint.position)
 
 
-async def _sealed_heads_unchanged(store: PostgresEventStore, state: VerifiedState) -> list[Break]:
+async def _sealed_heads_unchanged(store: PostgresEventStore, state: VerifiedState, parts: int = 2) -> list[Break]:
     """Every head the checkpoint sealed is still in the log with its hash: an index lookup each, in PostgreSQL,
-    which hands back only those that differ (a join let the planner hash the whole table instead). The heads
-    go as three lines of text, split by PostgreSQL: asyncpg encodes a list element by element."""
+    which hands back only those that differ (a join let the planner hash the whole table instead), in
+    ``parts`` queries side by side (a backend each). The heads go as lines of text, split by PostgreSQL:
+    asyncpg encodes a list element by element."""
     ids = sorted(state.heads)
+    share = -(-len(ids) // parts) or 1
+    found = await asyncio.gather(*(_heads_differing(store, state, ids[n:n + share])
+                                   for n in range(0, len(ids), share)))
+    return [b for part in found for b in part]
+
+
+async def _heads_differing(store: PostgresEventStore, state: VerifiedState, ids: list[str]) -> list[Break]:
     if any("\n" in cid for cid in ids):  # never a complaint id (domain.values): then as lists all the same
         values: tuple[object, ...] = (ids, [state.heads[cid][0] for cid in ids], [state.heads[cid][1] for cid in ids])
         heads = "unnest($1::text[], $2::integer[], $3::text[])"
@@ -195,7 +204,7 @@ async def _sealed_heads_unchanged(store: PostgresEventStore, state: VerifiedStat
             "  AND e.sequence = s.sequence) AS hash"
             f" FROM {heads} AS s(complaint_id, sequence, sealed)"
             " WHERE (SELECT e.hash FROM complaint_events e WHERE e.complaint_id = s.complaint_id"
-            "  AND e.sequence = s.sequence) IS DISTINCT FROM s.sealed", *values) if ids else []
+            "  AND e.sequence = s.sequence) IS DISTINCT FROM s.sealed", *values)
     found = []
     for row in rows:
         sequence, _ = state.heads[row["complaint_id"]]
