@@ -179,10 +179,10 @@ class PostgresEventStore(EventStore):
             raise _translate(error) from error
 
     def _wake(self) -> None:
-        """Wake the log's consumers once the append has committed, without the append waiting for it: at most
-        one NOTIFY in flight per store, and one more after it for the appends that committed while it was
-        sent. Under load many appends share a notification (each is a round trip and a turn at the cluster's
-        notification lock), and an append costs one round trip, not two."""
+        """Wake the log's consumers once the append has committed, without the append waiting for it: one
+        NOTIFY at most every WAKE_EVERY seconds per store, for every append committed meanwhile. Under load
+        many appends share a notification (each is a round trip, Python's time on the worker and a turn at the
+        cluster's notification lock), and an append costs one round trip, not two."""
         if self._waking is not None:
             self._wake_again = True
             return
@@ -191,6 +191,7 @@ class PostgresEventStore(EventStore):
     async def _notify_until_quiet(self) -> None:
         try:
             while True:
+                await asyncio.sleep(WAKE_EVERY)  # the appends that commit meanwhile share this one
                 self._wake_again = False
                 with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.InterfaceError):
                     async with self.pool.acquire() as conn:
@@ -354,6 +355,8 @@ class PostgresEventStore(EventStore):
 
 #: The channel consumers of the log listen on (eventlog/subscriptions.py).
 CHANNEL = "complaint_events"
+#: The longest a consumer waits to be woken after an append (it polls anyway, every few seconds).
+WAKE_EVERY = 0.02
 
 
 async def _notify(conn: asyncpg.Connection) -> None:

@@ -121,6 +121,10 @@ class ComplaintWorkflow:
         self._message_in_flight: asyncio.Task[None] | None = None
         self._work_failure: BaseException | None = None
         self._work_in_flight: asyncio.Task[None] | None = None
+        # ALL_OF_2026_12 runs keep one timer per instant the clock must wake at, while it stays the next one.
+        self._alarms = False
+        self._alarm: asyncio.Task[None] | None = None
+        self._alarm_at: datetime | None = None
 
     # --- the process ----------------------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class ComplaintWorkflow:
     async def run(self, start: ComplaintStart) -> Complaint:
         if workflow.patched(ALL_OF_2026_12):
             self._authenticated = self._operations = self._converse = self._awaiting_agent = True
+            self._alarms = True
             await self._admit(start)
         elif workflow.patched(TRUST_BOUNDARY):
             self._authenticated = True
@@ -157,6 +162,7 @@ class ComplaintWorkflow:
                     options = start.as_run().options.model_copy(update={"resume": self._current()})
                 workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=intake, options=options)))
             await self._sleep_until_something_changes()
+        self._silence_alarm()
         # Let any update still in flight finish and reply before the run completes.
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._working
                                       and not self._sending)
@@ -371,11 +377,37 @@ class ComplaintWorkflow:
         if owed is not None:
             wakeup = min(wakeup, owed) if wakeup is not None else owed
         timeout = max(wakeup - workflow.now(), timedelta(0)) if wakeup else None
+        if self._alarms:
+            await self._changed_or_alarm(wakeup, timeout)
+            return
         try:
             await workflow.wait_condition(lambda: self._changed or self._history_is_long(), timeout=timeout)
         except TimeoutError:
             pass
         self._changed = False
+
+    async def _changed_or_alarm(self, wakeup: datetime | None, timeout: timedelta | None) -> None:
+        """Until something changes, or the clock's next instant comes. Its timer is kept across changes that
+        leave that instant the next one (cancelling and starting it again at every decision cost two history
+        events each time, and the SDK keeps a state machine for every timer a run ever started)."""
+        if wakeup != self._alarm_at:
+            self._silence_alarm()
+            if timeout is not None and timeout > timedelta(0):
+                self._alarm, self._alarm_at = asyncio.create_task(workflow.sleep(timeout)), wakeup
+        alarm = self._alarm
+        if timeout is not None and alarm is None:  # due now: as a wait of no time, which starts no timer
+            self._changed = False
+            return
+        await workflow.wait_condition(lambda: self._changed or self._history_is_long()
+                                      or (alarm is not None and alarm.done()))
+        if alarm is not None and alarm.done():
+            self._alarm = self._alarm_at = None
+        self._changed = False
+
+    def _silence_alarm(self) -> None:
+        if self._alarm is not None and not self._alarm.done():
+            self._alarm.cancel()
+        self._alarm = self._alarm_at = None
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
