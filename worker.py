@@ -92,6 +92,8 @@ def build_worker(
         # the activity reports, and the task fails for ever. Without a cache, appends are activities.
         log.warning("no workflow cache: appends run as activities, not local activities")
         chosen = chosen.model_copy(update={"local_appends": False})
+    # The built-in catalogue answers quickly: its quote runs beside a local append (msg.RunOptions.local_quotes).
+    chosen = chosen.model_copy(update={"local_quotes": chosen.local_appends and remedy_catalogue is None})
     admission = Admission(store, trusted, chosen, allow_plaintext=plaintext)
     # Headers (the callers' tokens) may come encrypted, as the temporal CLI with a codec sends them and as
     # the project's clients do: the worker opens them with the codec before the doors read them.

@@ -124,6 +124,11 @@ class RunOptions(_Message):
     # end of its workflow task runs it again with a new workflow.now(); the log then returns the batch the same
     # run stored there for the same decision, and the workflow folds that (activities/eventlog.py).
     local_appends: bool = True
+    # The remedy quote as a local activity too, beside local appends. Set by the worker when its catalogue is
+    # the built-in one (a read of the log and a computation: quick): a catalogue handed in may be slow, and a
+    # local activity holds its workflow task, and the clock's timers, for as long as it runs. Histories
+    # admitted before it (the field absent) ask for the quote as an activity, as they ran.
+    local_quotes: bool = False
     # A message to the customer: with backoff from 2 s to a minute, eight attempts span about four minutes of a
     # mail relay away; then it is recorded undelivered and a supervisor is told.
     delivery_attempts: int = Field(default=8, ge=1, le=100)

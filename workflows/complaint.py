@@ -563,7 +563,9 @@ class ComplaintWorkflow:
         if command.verdict is Verdict.invalid:
             return None
         state = self._current()
-        offered = await workflow.execute_activity(
+        local = isinstance(self._options, msg.RunOptions) and self._options.local_quotes
+        quote = workflow.execute_local_activity if local else workflow.execute_activity
+        offered = await quote(
             msg.quote_remedies,
             msg.QuoteRequest(kinds=command.remedies, default=command.default_remedy,
                              subject_kind=state.subject_kind, subject_title=state.subject_title,
