@@ -110,6 +110,24 @@ def configure(level: str | int = "INFO", *, json: bool | None = None, stream: An
     _configured = True
 
 
+def core_logging() -> Any:
+    """The SDK core's log settings for a Runtime: its warnings through Python's logging (this module's
+    handler, on stderr, structured), instead of the core's own console writer, which prints on stdout and
+    broke the JSON that commands like `complaints verify --json` print there."""
+    from temporalio.runtime import LogForwardingConfig, LoggingConfig, TelemetryFilter
+
+    return LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                         forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")))
+
+
+def forward_core_logs() -> None:
+    """Make the SDK's default runtime (the one clients and replayers use unless handed another) log through
+    Python's logging. Once per process, before anything creates the default runtime."""
+    from temporalio.runtime import Runtime, TelemetryConfig
+
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=core_logging())), error_if_already_set=False)
+
+
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
 

@@ -209,7 +209,8 @@ def metrics_runtime(listen: str) -> Runtime | None:
     empty."""
     if not listen:
         return None
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=listen, durations_as_seconds=True,
+    return Runtime(telemetry=TelemetryConfig(logging=logs.core_logging(),
+                                             metrics=PrometheusConfig(bind_address=listen, durations_as_seconds=True,
                                                                       counters_total_suffix=True)))
 
 
@@ -221,6 +222,7 @@ def _user_of(dsn: str) -> str | None:
 
 async def main() -> None:
     logs.configure()
+    logs.forward_core_logs()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -46,6 +46,7 @@ def _setup(
     from identity.tokens import TOKEN_ENV
 
     logs.configure("DEBUG" if verbose else "WARNING")
+    logs.forward_core_logs()  # stdout carries what a command prints (JSON with --json), nothing else
     if token is not None:
         os.environ[TOKEN_ENV] = token  # read by the client's credential interceptor (identity/client.py)
 
