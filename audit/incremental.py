@@ -117,7 +117,7 @@ async def verify_since(store: PostgresEventStore, state: VerifiedState, trusted:
     try:
         newer = sorted((c for c in stored if c.position > sealed.position and c.horizon is not None),
                        key=lambda c: c.position)
-        chains = Chains.from_heads(state.heads)
+        chains = Chains(state.heads)
         events = sealed.events
         kept = state
         async for page in store.pages(await _after(store, sealed)):
@@ -200,11 +200,10 @@ async def _heads_differing(store: PostgresEventStore, state: VerifiedState, ids:
                  " string_to_array($3::text, ','))")
     async with store.pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT s.complaint_id, (SELECT e.hash FROM complaint_events e WHERE e.complaint_id = s.complaint_id"
-            "  AND e.sequence = s.sequence) AS hash"
-            f" FROM {heads} AS s(complaint_id, sequence, sealed)"
-            " WHERE (SELECT e.hash FROM complaint_events e WHERE e.complaint_id = s.complaint_id"
-            "  AND e.sequence = s.sequence) IS DISTINCT FROM s.sealed", *values)
+            "SELECT complaint_id, hash FROM (SELECT s.complaint_id, s.sealed, (SELECT e.hash FROM complaint_events e"
+            f"  WHERE e.complaint_id = s.complaint_id AND e.sequence = s.sequence) AS hash"
+            f"  FROM {heads} AS s(complaint_id, sequence, sealed)) AS looked WHERE hash IS DISTINCT FROM sealed",
+            *values)
     found = []
     for row in rows:
         sequence, _ = state.heads[row["complaint_id"]]

@@ -111,11 +111,6 @@ COUNTERS = ("outcomes", "causes", "churn", "acknowledgement_days", "resolution_d
             "remedies")
 
 
-#: The kinds of event :meth:`ReportBuilder._count` counts (the rest only move their complaint's state on).
-_COUNTED = frozenset({"ComplaintAcknowledged", "SlaBreached", "FollowUpRecorded", "CustomerChurned", "RemedyChosen",
-                      "RemedyDefaulted"})
-
-
 class ReportBuilder:
     """Feed records in global order; ``finish`` gives the report."""
 
@@ -138,8 +133,7 @@ class ReportBuilder:
         return dict(self._open)
 
     def add(self, record: Recorded) -> None:
-        self.add_row((record.complaint_id, record.sequence, record.type, record.schema_version,
-                      record.occurred_at, record.actor, record.payload, record.prev_hash, record.hash))
+        self.add_row(record.row())
 
     def add_row(self, row: Sequence[Any]) -> None:
         """One stored row's values in ROW_FIELDS order (what follows them is ignored): no record is built."""
@@ -156,8 +150,7 @@ class ReportBuilder:
                 return
             self.report.complaints += 1
         self.report.events += 1
-        if row[2] in _COUNTED:
-            self._count(state, row[2], row[6])
+        self._count(state, row[2], row[6])
         if state.is_open:
             self._open[cid] = state
         else:
@@ -165,7 +158,7 @@ class ReportBuilder:
             self._settle(state)
 
     def _count(self, state: Complaint, kind: str, payload: dict[str, Any]) -> None:
-        """The figures an event of a kind in _COUNTED adds to."""
+        """The figures an event of ``kind`` adds to (most kinds add to none)."""
         r = self.report
         if kind == "ComplaintAcknowledged" and state.acknowledged_at is not None:
             r.acknowledgement_days[_days(state, state.acknowledged_at)] += 1

@@ -19,7 +19,7 @@ from audit.parts import bulk, processes
 from bench.figures import Figure, Results, stopwatch
 from bench.synthetic import ROW_COLUMNS, Batches, clones, row
 from dev.stack import Postgres, scratch_database
-from domain.chain import ROW_FIELDS, Chains, Recorded, canonical_time
+from domain.chain import Chains, Recorded, canonical_time
 from eventlog.connect import connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,7 @@ def as_rows(complaints: Complaints) -> list[tuple[object, ...]]:
     """The records as the log's readers hand them to the chain check: rows in global order (the clones were
     appended one after another), the record's fields, the transaction and position, then the time as
     PostgreSQL spells it for the hash (eventlog.store: part of the read, not of the check)."""
-    return [(*(getattr(r, name) for name in ROW_FIELDS), 0, 0, canonical_time(r.occurred_at))
+    return [(*r.row(), 0, 0, canonical_time(r.occurred_at))
             for _, records in complaints for r in records]
 
 

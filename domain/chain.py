@@ -13,7 +13,7 @@ canonicalises differently (``1.0`` is not ``1``), so such an edit breaks the cha
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,6 +140,11 @@ class Recorded(BaseModel):
     def computed_hash(self) -> str:
         return link(self.prev_hash, self.body())
 
+    def row(self) -> tuple[Any, ...]:
+        """Its fields as a stored row gives them (ROW_FIELDS order): what :class:`Chains` and the folds take."""
+        return (self.complaint_id, self.sequence, self.type, self.schema_version, self.occurred_at, self.actor,
+                self.payload, self.prev_hash, self.hash)
+
     @property
     def head(self) -> ChainHead:
         return ChainHead.of(self.sequence, self.hash)
@@ -258,20 +263,13 @@ class Chains:
     batch's events share their time, spelled once, or by the reader); from the first row of a complaint that
     does not, a :class:`ChainWalker` takes that complaint over and names every break from there."""
 
-    def __init__(self, heads: dict[str, ChainHead] | None = None) -> None:
-        """From ``heads`` (heads verified before, sealed in a checkpoint), or every complaint from genesis."""
-        self._heads: dict[str, tuple[int, str]] = {cid: (h.sequence, h.hash) for cid, h in (heads or {}).items()}
+    def __init__(self, heads: Mapping[str, tuple[int, str]] | None = None) -> None:
+        """From ``heads``, (sequence, hash) pairs verified before (sealed in a checkpoint), or every complaint
+        from genesis."""
+        self._heads: dict[str, tuple[int, str]] = dict(heads or {})
         self._start = {cid: sequence for cid, (sequence, _) in self._heads.items()}
         self._walkers: dict[str, ChainWalker] = {}
         self._walked: dict[str, int] = {}  # rows that held before a complaint's walker took over
-
-    @classmethod
-    def from_heads(cls, heads: dict[str, tuple[int, str]]) -> Chains:
-        """From heads as (sequence, hash) pairs (a verified state's): no model built for each."""
-        chains = cls()
-        chains._heads = dict(heads)
-        chains._start = {cid: sequence for cid, (sequence, _) in heads.items()}
-        return chains
 
     @property
     def events(self) -> dict[str, int]:
@@ -336,11 +334,6 @@ class Chains:
         return list(walker.breaks) if walker is not None else []
 
 
-def _row(record: Recorded) -> tuple[Any, ...]:
-    return (record.complaint_id, record.sequence, record.type, record.schema_version, record.occurred_at,
-            record.actor, record.payload, record.prev_hash, record.hash)
-
-
 def check_chain(complaint_id: str, records: Iterable[Recorded]) -> tuple[ChainHead, list[Break]]:
     """Walk a complaint's records in stored order. Returns the head reached and every break found (empty
     when the chain verifies). The records are checked as :class:`Chains` checks rows; one of another
@@ -348,7 +341,7 @@ def check_chain(complaint_id: str, records: Iterable[Recorded]) -> tuple[ChainHe
     records = list(records)
     if all(r.complaint_id == complaint_id for r in records):
         chains = Chains()
-        chains.feed([_row(r) for r in records])
+        chains.feed([r.row() for r in records])
         return chains.head(complaint_id), chains.breaks(complaint_id)
     walker = ChainWalker(complaint_id)
     for record in records:

@@ -118,8 +118,7 @@ class Complaint(BaseModel):
 def evolve(state: Complaint | None, record: Recorded) -> Complaint:
     """Apply one recorded event (its own ``apply`` says how). Refuses a record for another complaint, out of
     sequence, or off-chain, and a change naming a field the complaint does not have."""
-    return evolve_row(state, (record.complaint_id, record.sequence, record.type, record.schema_version,
-                              record.occurred_at, record.actor, record.payload, record.prev_hash, record.hash))
+    return evolve_row(state, record.row())
 
 
 def evolve_row(state: Complaint | None, row: Sequence[Any]) -> Complaint:

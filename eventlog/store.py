@@ -117,12 +117,9 @@ class EventStore(abc.ABC):
         out this one."""
         batch = await self.read_all(after, page)
         while batch:
-            yield [(*_fields(item.record), item.tx, item.position) for item in batch]
+            yield [(*item.record.row(), item.tx, item.position) for item in batch]
             batch = await self.read_all(batch[-1].cursor, page)
 
-
-def _fields(record: Recorded) -> tuple[Any, ...]:
-    return tuple(getattr(record, name) for name in ROW_FIELDS)
 
 
 def check_batch(records: Sequence[Recorded]) -> None:

@@ -25,6 +25,7 @@ from domain.chain import (
     canonical_time,
     chain,
     check_chain,
+    recorded,
 )
 
 NOW = datetime(2026, 11, 24, 9, 0, 0, 123456, tzinfo=UTC)
@@ -102,6 +103,14 @@ def test_a_draft_of_an_event_carries_its_type_and_schema_version() -> None:
 
 def test_the_same_events_always_chain_to_the_same_hashes() -> None:
     assert [r.hash for r in records("a", "b", "c")] == [r.hash for r in records("a", "b", "c")]
+
+
+def test_a_record_gives_its_fields_as_a_stored_row_does() -> None:
+    """Recorded.row() is what the chain check and the folds take in place of a row: the columns in ROW_FIELDS
+    order, and a record rebuilt from it is the same record."""
+    for record in records("a", "b"):
+        assert record.row() == tuple(getattr(record, name) for name in ROW_FIELDS)
+        assert recorded(record.row()) == record
 
 
 def test_the_same_instant_in_another_zone_chains_to_the_same_hashes() -> None:
@@ -323,7 +332,7 @@ def test_the_quick_check_and_the_walker_agree_on_every_chain(at: int, field: str
 def _row(record: Recorded, spelled: str = "none") -> tuple[Any, ...]:
     """A row as the log's readers give it: the fields, the tx and position columns, and (``spelled`` "right" or
     "wrong") the time as PostgreSQL spells it for the hash."""
-    row = tuple(getattr(record, name) for name in ROW_FIELDS) + (0, 0)
+    row = (*record.row(), 0, 0)
     if spelled == "none":
         return row
     at = canonical_time(record.occurred_at)
@@ -341,7 +350,7 @@ def test_chains_read_interleaved_complaints_as_each_one_alone(order: list[int], 
     if tampered < 3:
         logs[f"C-{tampered}"][2] = logs[f"C-{tampered}"][2].model_copy(update={"payload": {"text": "forged"}})
     start = 1 if from_head else 0
-    heads = {cid: stored[0].head for cid, stored in logs.items()} if from_head else None
+    heads = {cid: (stored[0].sequence, stored[0].hash) for cid, stored in logs.items()} if from_head else None
     interleaved = [_row(logs[f"C-{n}"][i], spelled) for i in range(start, 4) for n in order]
     chains = Chains(heads)
     chains.feed(interleaved[:5])
