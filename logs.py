@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 import structlog
-from temporalio import activity, workflow
 
 from settings import complaint_id_of
 
@@ -62,6 +61,7 @@ class _OneLine(logging.Filter):
 
 
 _configured = False
+_forwarding = False
 
 
 def configure(level: str | int = "INFO", *, json: bool | None = None, stream: Any = None) -> None:
@@ -104,10 +104,18 @@ def configure(level: str | int = "INFO", *, json: bool | None = None, stream: An
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    # The SDK appends its context to the message text by default; we carry it as fields instead.
+    if "temporalio" in sys.modules:  # a command that never talks to Temporal does not pay for importing it
+        sdk_context_as_fields()
+    _configured = True
+
+
+def sdk_context_as_fields() -> None:
+    """The SDK appends its context to a workflow's or an activity's message text by default; we carry it as
+    fields instead. Called by :func:`configure` once the SDK is imported, and by every worker."""
+    from temporalio import activity, workflow
+
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
-    _configured = True
 
 
 def core_logging() -> Any:
@@ -122,10 +130,15 @@ def core_logging() -> Any:
 
 def forward_core_logs() -> None:
     """Make the SDK's default runtime (the one clients and replayers use unless handed another) log through
-    Python's logging. Once per process, before anything creates the default runtime."""
+    Python's logging. Before anything creates the default runtime; a second call does nothing (each runtime
+    has its own threads)."""
+    global _forwarding
+    if _forwarding:
+        return
     from temporalio.runtime import Runtime, TelemetryConfig
 
     Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=core_logging())), error_if_already_set=False)
+    _forwarding = True
 
 
 def get_logger(name: str | None = None) -> Any:
@@ -137,6 +150,8 @@ class ActivityLogContext:
 
     @staticmethod
     def bind() -> Any:
+        from temporalio import activity
+
         info = activity.info()
         return structlog.contextvars.bound_contextvars(
             complaint_id=complaint_id_of(info.workflow_id or ""),

@@ -79,6 +79,7 @@ def build_worker(
     ``master`` wraps customer keys (default: COMPLAINTS_MASTER_KEY).
     ``issuers`` (default: COMPLAINTS_TRUSTED_ISSUERS), ``run_options`` and ``allow_plaintext`` (default:
     the environment, see settings.py) are the worker's configuration of the workflow's perimeter."""
+    logs.sdk_context_as_fields()
     settings = Settings()
     mailing = mail or MailSettings()
     page = PageSettings()

@@ -26,20 +26,22 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from temporalio.client import Client
-from temporalio.common import HeaderCodecBehavior
-from temporalio.worker import Replayer
 
 from audit import checkpoints as cp
 from audit import parts
-from audit.witness import ArchivedWitness, Witness, witness
+from audit.archive import ArchivedWitness
 from domain.chain import Break, ChainWalker, Recorded, check_chain
 from domain.complaint import FoldError, fold
 from eventlog import EventLogError, PostgresEventStore
 from settings import TASK_QUEUE, complaint_id_of
+
+if TYPE_CHECKING:  # the log alone (--log-only) is verified without importing Temporal's SDK
+    from temporalio.client import Client
+
+    from audit.witness import Witness
 
 
 @dataclass
@@ -203,6 +205,9 @@ def compare_with_archive(cid: str, logged: list[Recorded], archived: ArchivedWit
 
 async def replay(cid: str, seen: Witness, client: Client) -> list[Break]:
     """c: every run's history replays with the workflow code of today."""
+    from temporalio.common import HeaderCodecBehavior
+    from temporalio.worker import Replayer
+
     from workflows.complaint import ComplaintWorkflow
     from workflows.forget import ForgetRefusedRun
     from workflows.perimeter import for_replay, sandbox_runner
@@ -262,6 +267,8 @@ class Verifier:
         """The witness (from the runs the log names), then the log: all the witness vouches for was in the log
         by the time the log was read."""
         assert self.client is not None
+        from audit.witness import witness
+
         seen = await witness(self.client, cid, await self.store.writer_runs(cid))
         return seen, await self.store.read(cid)
 

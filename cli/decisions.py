@@ -29,7 +29,6 @@ import typer
 from pydantic.fields import FieldInfo
 from rich.markup import escape
 
-import starter
 from cli.common import ComplaintArg, err, print_state, run
 from cli.common import client as temporal_client
 from domain import commands as cmd
@@ -47,6 +46,8 @@ _OWN = ("complaint_id", "update_id", "as_json")
 
 def decide(complaint_id: str, name: str, command: Any, update_id: str | None, as_json: bool) -> None:
     """Send a decision under its update id; say so when the outcome is that of the same decision sent before."""
+    import starter
+
     if update_id is not None and not update_id.strip():
         err.print("[red]refused:[/red] --update-id: empty")
         raise typer.Exit(2)
@@ -74,6 +75,8 @@ def decide(complaint_id: str, name: str, command: Any, update_id: str | None, as
 def send(complaint_id: str, name: str, fields: dict[str, Any], as_json: bool = False,
          update_id: str | None = None) -> None:
     """Check the fields against the update's model (exit 2 naming the field, before any connection), then decide."""
+    import starter
+
     command = run(lambda: starter.parse_command(name, {k: v for k, v in fields.items() if v is not None}))
     decide(complaint_id, name, command, update_id, as_json)
 

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from temporalio.client import Client
 
+import logs
 import starter
 from cli import customer_demo as customer_side
 from customer.serve import running_gateway
@@ -269,6 +270,7 @@ async def demo(console: Console, data_dir: Path | None, out: Path) -> bool:
             env = {**os.environ, **stack.environment()}
             settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                                 database_admin_url=None)
+            logs.forward_core_logs()
             async with running_worker(settings) as worker, running_gateway(settings, client=worker.client) as gw:
                 console.print(f"customer page: http://{gw.page_address} (links in the messages); replies read "
                               f"from {escape(str(stack.mail.maildir)) if stack.mail else '-'}")

@@ -15,7 +15,6 @@ import typer
 from rich.markup import escape
 
 import logs
-import starter
 from cli import decisions
 from cli.common import ComplaintArg, console, err, print_state, read_input, run
 from cli.common import client as temporal_client
@@ -46,7 +45,6 @@ def _setup(
     from identity.tokens import TOKEN_ENV
 
     logs.configure("DEBUG" if verbose else "WARNING")
-    logs.forward_core_logs()  # stdout carries what a command prints (JSON with --json), nothing else
     if token is not None:
         os.environ[TOKEN_ENV] = token  # read by the client's credential interceptor (identity/client.py)
 
@@ -122,6 +120,7 @@ def gateway() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        logs.forward_core_logs()
         async with running_gateway(Settings()) as running:
             source = running.inbound_address or (type(running.inbox).__name__ if running.inbox else "nowhere")
             console.print(f"customer page on {running.page_address}; replies from {source}")
@@ -142,6 +141,8 @@ def submit(
     """Start a complaint's workflow. Submitting the same complaint id again starts nothing: it says where the
     complaint submitted before stands (running, or closed), and exits 1 if that run failed (refused at the door:
     Unauthenticated, Forbidden, ComplaintExists...)."""
+    import starter
+
     intake = run(lambda: starter.parse_intake(read_input(file)))
 
     async def go() -> starter.Submission:
@@ -179,6 +180,8 @@ def update(
     as_json: decisions.AsJson = False,
 ) -> None:
     """Send any decision as raw JSON (the same contract a backend or the temporal CLI uses)."""
+    import starter
+
     raw = read_input(data[1:]) if data.startswith("@") else read_input("-") if data == "-" else data.encode()
     command = run(lambda: starter.parse_command(name, raw))
     decisions.decide(complaint_id, name, command, update_id, as_json)
@@ -190,6 +193,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="The folded state as JSON.")] = False,
 ) -> None:
     """Where a complaint stands: the same details as the Temporal UI, with deadlines and chain head."""
+    import starter
 
     async def go() -> Any:
         return await starter.status(await temporal_client(), complaint_id)
@@ -219,6 +223,7 @@ def list_complaints(
     from rich.table import Table
     from rich.text import Text
 
+    import starter
     from domain.summary import when
 
     query = starter.list_query(status=status, breaching=breaching, customer=customer,

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+import logs
 from audit import live
 from customer.serve import running_gateway
 from dev.stack import embedded_stack, free_port
@@ -30,6 +31,7 @@ async def up(data_dir: Path, port: int, ui_port: int, console: Console) -> None:
         settings = Settings(temporal_address=stack.temporal_address, database_url=stack.postgres.app_url,
                             database_admin_url=None, metrics_listen=metrics)
         report_pool = await create_pool(stack.postgres.app_url, max_size=2)
+        logs.forward_core_logs()
         try:
             async with running_worker(settings) as worker, running_gateway(settings, client=worker.client) as gateway, \
                     live.following(report_pool, consumer_lag(live.NAME, metrics)):
