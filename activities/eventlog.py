@@ -3,9 +3,12 @@ workflow's head, store them, and return what was stored (what the workflow folds
 
 Retries are safe: chaining is pure (same drafts, head and time give the same hashes), and the store
 treats an identical row as already written. A different row at the same place is divergent history, which no
-retry can mend, so it is raised as non-retryable; except when the same run stored the same decision there (a
-local append whose workflow task never completed, run again with a new workflow.now()): then the batch already
-stored is returned, and the workflow folds what the log holds."""
+retry can mend, so it is raised as non-retryable; except when the same run stored a batch there from the same
+head, in one append: then that batch is returned, and the workflow folds what the log holds. Either the same
+decision (a local append whose workflow task never completed, run again with a new workflow.now()), or another
+one of the run's (a task Temporal lost after its append committed, the run deciding again on inputs that came in
+another order: ``decided_before``, and the workflow decides again on top of it). Another run's batch, or one
+from another head, stays divergent."""
 
 from __future__ import annotations
 
@@ -22,13 +25,14 @@ from eventlog import BrokenChain, DivergentHistory, EventLogUnavailable, EventSt
 from eventlog.connect import CONNECTION_ERRORS
 from eventlog.errors import EventLogError
 from eventlog.keys import CustomerErased, CustomerKeyring
+from eventlog.store import StoredBatch
 from logs import get_logger
 
 log = get_logger(__name__)
 
 
 #: Metrics, served with the SDK's (worker.py): every append by how it ended (appended, already_stored,
-#: same_decision, divergent, broken_chain, unavailable, refused), and how long the store took.
+#: same_decision, decided_before, divergent, broken_chain, unavailable, refused), and how long the store took.
 APPENDS = "complaints_appends"
 APPEND_LATENCY = "complaints_append_latency"
 
@@ -76,18 +80,28 @@ class EventLogActivities:
         started = time.monotonic()
         try:
             written = await self.store.append(records, workflow_id=info.workflow_id or "",
-                                              run_id=info.workflow_run_id or "")
+                                              run_id=info.workflow_run_id or "", update_id=request.update_id)
         except DivergentHistory as error:
-            stored = await self._same_decision(records, info.workflow_run_id or "")
+            stored = await self._stored_by_run(records, info.workflow_run_id or "")
             if stored is None:
                 _measured("divergent", started)
                 raise ApplicationError(str(error), type="DivergentHistory", non_retryable=True) from error
-            # The same run's same decision, stored by an attempt whose workflow task never completed (a worker
-            # killed after a local append): the log keeps what it stored, and the workflow folds that.
-            log.warning("append retried by its run: the batch already stored is returned",
-                        types=[r.type for r in records], sequence=records[-1].sequence)
-            _measured("same_decision", started)
-            return msg.Appended(records=stored)
+            if _same_decision(stored, records, request.update_id):
+                # The same run's same decision, stored by an attempt whose workflow task never completed (a
+                # worker killed after a local append): the log keeps what it stored, and the workflow folds that.
+                log.warning("append retried by its run: the batch already stored is returned",
+                            types=[r.type for r in records], sequence=records[-1].sequence)
+                _measured("same_decision", started)
+                return msg.Appended(records=stored.records)
+            # Another decision of the same run, from the same head, whose workflow task Temporal lost (the server
+            # killed after the append committed): the run decided again, on inputs that came in another order.
+            # What is asked for is not written; the log keeps what it stored, and the run folds that batch and
+            # decides again on top of it.
+            log.warning("the run lost the workflow task of an earlier append: the batch it stored is returned",
+                        types=[r.type for r in stored.records], asked=[r.type for r in records],
+                        sequence=stored.records[-1].sequence)
+            _measured("decided_before", started)
+            return msg.Appended(records=stored.records, decided_before=True, decided_by_update=stored.update_id)
         except BrokenChain as error:
             _measured("broken_chain", started)
             raise ApplicationError(str(error), type="BrokenChain", non_retryable=True) from error
@@ -107,19 +121,22 @@ class EventLogActivities:
                  types=[r.type for r in records], new=written, sequence=records[-1].sequence)
         return msg.Appended(records=records)
 
-    async def _same_decision(self, records: list[Recorded], run_id: str) -> list[Recorded] | None:
-        """The batch stored at ``records``' place if the same run stored it in one append for the same decision
-        (the same events, by the same actors, in the same order: only what the clock gave may differ), else
-        None."""
+    async def _stored_by_run(self, records: list[Recorded], run_id: str) -> StoredBatch | None:
+        """The batch one append stored at ``records``' place, if this run stored it there from the same head;
+        else None (another run's, or none: what is asked for is divergent)."""
         if not run_id:
             return None
         try:
-            found = await self.store.stored_batch(records[0].complaint_id, records[0].sequence, records[-1].sequence)
+            found = await self.store.stored_from(records[0].complaint_id, records[0].sequence)
         except EventLogError:
             return None
-        if found is None:
+        if found is None or found.run_id != run_id or found.records[0].prev_hash != records[0].prev_hash:
             return None
-        stored, writer = found
-        same = writer == run_id and stored[0].prev_hash == records[0].prev_hash and all(
-            kept.type == new.type and kept.actor == new.actor for kept, new in zip(stored, records, strict=True))
-        return stored if same else None
+        return found
+
+
+def _same_decision(stored: StoredBatch, records: list[Recorded], update_id: str | None) -> bool:
+    """The same decision: the same events, by the same actors, in the same order, decided by the same update
+    (or both the workflow's own); only what the clock gave may differ."""
+    return stored.update_id == update_id and len(stored.records) == len(records) and all(
+        kept.type == new.type and kept.actor == new.actor for kept, new in zip(stored.records, records, strict=True))

@@ -43,12 +43,19 @@ class AppendEvents(_Message):
     head: ChainHead
     occurred_at: datetime
     drafts: list[Draft]
+    #: The update whose handler decided these events (None: the workflow's own decision), stored with them.
+    update_id: str | None = None
 
 
 class Appended(_Message):
     """The records as stored (personal fields sealed): what the workflow folds."""
 
     records: list[Recorded]
+    #: True when ``records`` are not the drafts asked for but another batch the same run appended at that place,
+    #: from the same head, in a workflow task Temporal then lost: the run folds it and decides again.
+    decided_before: bool = False
+    #: The update that decided that batch (None: the workflow's own decision, or not ``decided_before``).
+    decided_by_update: str | None = None
 
 
 class DeadlineRequest(_Message):

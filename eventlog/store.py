@@ -29,6 +29,16 @@ class Cursor:
 #: Before the first row.
 START = Cursor()
 
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """What one append stored: its records, the workflow run that appended them, and the update whose handler
+    decided them (None: the workflow's own decision)."""
+
+    records: list[Recorded]
+    run_id: str
+    update_id: str | None = None
+
 #: A row as :meth:`EventStore.pages` hands it out: the record's fields in ROW_FIELDS order, then the writing
 #: transaction and the position (indexes TX and POSITION).
 Row = Sequence[Any]
@@ -56,8 +66,10 @@ class EventStore(abc.ABC):
     """Where recorded events live. Appends are idempotent per (complaint_id, sequence)."""
 
     @abc.abstractmethod
-    async def append(self, records: Sequence[Recorded], *, workflow_id: str = "", run_id: str = "") -> int:
+    async def append(self, records: Sequence[Recorded], *, workflow_id: str = "", run_id: str = "",
+                     update_id: str | None = None) -> int:
         """Store a chained batch of one complaint's events; returns how many were new (0 on a retry).
+        ``update_id`` names the update whose handler decided it (None: the workflow's own decision).
         Raises DivergentHistory when a different event is stored at one of the sequences, BrokenChain when
         the batch does not continue the stored chain."""
 
@@ -84,9 +96,10 @@ class EventStore(abc.ABC):
         records = await self.read(complaint_id)
         return records[-1].head if records else ChainHead()
 
-    async def stored_batch(self, complaint_id: str, first: int, last: int) -> tuple[list[Recorded], str] | None:
-        """The records at sequences ``first``..``last`` if one append stored exactly those (no more, no fewer),
-        with the run that wrote them; None otherwise (or where the store does not know its appends)."""
+    async def stored_from(self, complaint_id: str, first: int) -> StoredBatch | None:
+        """The batch one append stored starting at sequence ``first`` (all of it, and only it), with the run
+        and the update that decided it; None when no append starts there (or where the store does not know
+        its appends)."""
         return None
 
     async def writer_runs(self, complaint_id: str) -> list[str]:
@@ -160,13 +173,15 @@ class PostgresEventStore(EventStore):
         self._waking: asyncio.Task[None] | None = None
         self._wake_again = False
 
-    async def append(self, records: Sequence[Recorded], *, workflow_id: str = "", run_id: str = "") -> int:
+    async def append(self, records: Sequence[Recorded], *, workflow_id: str = "", run_id: str = "",
+                     update_id: str | None = None) -> int:
         if not records:
             return 0
         check_batch(records)
         try:
             async with self.pool.acquire() as conn:
-                written = await self.append_on(conn, records, workflow_id=workflow_id, run_id=run_id)
+                written = await self.append_on(conn, records, workflow_id=workflow_id, run_id=run_id,
+                                               update_id=update_id)
             if written:
                 self._wake()
             return written
@@ -200,10 +215,10 @@ class PostgresEventStore(EventStore):
 
     @staticmethod
     async def append_on(conn: asyncpg.Connection, records: Sequence[Recorded], *, workflow_id: str = "",
-                        run_id: str = "") -> int:
+                        run_id: str = "", update_id: str | None = None) -> int:
         """The append on ``conn``, in whatever transaction it is in (a test holds one open)."""
         written: int = await conn.fetchval(
-            "SELECT append_complaint_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "SELECT append_complaint_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             records[0].complaint_id,
             [r.sequence for r in records],
             [r.type for r in records],
@@ -215,6 +230,7 @@ class PostgresEventStore(EventStore):
             [r.hash for r in records],
             workflow_id,
             run_id,
+            update_id,
         )
         return written
 
@@ -294,17 +310,17 @@ class PostgresEventStore(EventStore):
         rows = await self._fetch("SELECT DISTINCT complaint_id FROM complaint_events ORDER BY complaint_id")
         return [row["complaint_id"] for row in rows]
 
-    async def stored_batch(self, complaint_id: str, first: int, last: int) -> tuple[list[Recorded], str] | None:
-        rows = await self._fetch(f"SELECT run_id, tx::text AS tx_id, {_COLUMNS} FROM complaint_events"
-                                 " WHERE complaint_id = $1 AND sequence BETWEEN $2 AND $3 ORDER BY sequence",
-                                 complaint_id, first - 1, last + 1)
-        inside = [r for r in rows if first <= r["sequence"] <= last]
-        around = [r for r in rows if not first <= r["sequence"] <= last]
-        if len(inside) != last - first + 1 or len({(r["tx_id"], r["run_id"]) for r in inside}) != 1:
+    async def stored_from(self, complaint_id: str, first: int) -> StoredBatch | None:
+        # One append is one transaction: the rows its transaction wrote for the complaint, from ``first`` on.
+        rows = await self._fetch(
+            f"SELECT run_id, update_id, {_COLUMNS} FROM complaint_events e"
+            " WHERE e.complaint_id = $1 AND e.sequence >= $2 - 1 AND e.tx = (SELECT tx FROM complaint_events"
+            " WHERE complaint_id = $1 AND sequence = $2) ORDER BY e.sequence", complaint_id, first)
+        if not rows or rows[0]["sequence"] != first:  # none there, or part of an append that began earlier
             return None
-        if any(r["tx_id"] == inside[0]["tx_id"] for r in around):  # part of a larger append
-            return None
-        return [to_record(r) for r in inside], inside[0]["run_id"]
+        if len({(r["run_id"], r["update_id"]) for r in rows}) != 1 or rows[-1]["sequence"] != first + len(rows) - 1:
+            return None  # not what one append writes: take nothing for it
+        return StoredBatch([to_record(r) for r in rows], rows[0]["run_id"], rows[0]["update_id"])
 
     async def writer_runs(self, complaint_id: str) -> list[str]:
         rows = await self._fetch("SELECT run_id FROM complaint_events WHERE complaint_id = $1 AND run_id <> ''"

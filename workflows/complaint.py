@@ -125,6 +125,9 @@ class ComplaintWorkflow:
         self._alarms = False
         self._alarm: asyncio.Task[None] | None = None
         self._alarm_at: datetime | None = None
+        #: Updates whose decision this run recorded in a workflow task Temporal then lost (the log kept it, and
+        #: the run folded it back, see _record): sent again under the same id, each is answered as recorded.
+        self._recorded_before: set[str] = set()
 
     # --- the process ----------------------------------------------------------------------------------
 
@@ -290,8 +293,9 @@ class ComplaintWorkflow:
             outcome = await self._do(work)
             async with self._lock:
                 # Decided against the state as it is by then (messages, breaches may have come meanwhile).
-                if decide.wanted(self._current(), work):
-                    await self._record(outcome(self._current()), SYSTEM)
+                while decide.wanted(self._current(), work):
+                    if await self._record(outcome(self._current()), SYSTEM):
+                        break
         except Exception as error:
             if not self._operations:
                 raise  # as runs before REAL_OPERATIONS did: the failure ends the run where it happens
@@ -305,8 +309,9 @@ class ComplaintWorkflow:
         try:
             outcome = await self._deliver(message)
             async with self._lock:
-                if decide.wanted(self._current(), message):
-                    await self._record(outcome(self._current()), SYSTEM)
+                while decide.wanted(self._current(), message):
+                    if await self._record(outcome(self._current()), SYSTEM):
+                        break
         except Exception as error:  # noqa: BLE001 - surfaced by the main loop, as a failed fulfilment is
             self._work_failure = error
         finally:
@@ -416,9 +421,16 @@ class ComplaintWorkflow:
 
     # --- recording ------------------------------------------------------------------------------------
 
-    async def _record(self, events: list[Event], actor: str, *, first_actor: str | None = None) -> None:
+    async def _record(self, events: list[Event], actor: str, *, first_actor: str | None = None,
+                      update_id: str | None = None) -> bool:
         """Append to the log, then fold what the log stored. The caller holds the lock. ``first_actor``
-        made the first event (the intake's submitter), the rest follow from it."""
+        made the first event (the intake's submitter), the rest follow from it; ``update_id`` names the update
+        that decided them (None: the workflow's own decision).
+
+        False when the log held, at this place, another batch this very run appended from the same head, in a
+        workflow task Temporal then lost (a local append commits before its task completes; after the loss the
+        run decides again, and its inputs may come in another order). The log keeps what it stored: that batch
+        is folded instead, and the caller decides again on top of it (its own events were not recorded)."""
         state = self._state
         append = workflow.execute_local_activity if self._options.local_appends else workflow.execute_activity
         appended = await append(
@@ -430,6 +442,7 @@ class ComplaintWorkflow:
                 occurred_at=workflow.now(),
                 drafts=[Draft.of(event, first_actor if first_actor and i == 0 else actor)
                         for i, event in enumerate(events)],
+                update_id=update_id,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=APPEND_RETRY,
@@ -438,6 +451,12 @@ class ComplaintWorkflow:
         self._changed = True
         metrics.recorded(appended.records, state, self._current())
         self._publish()
+        if appended.decided_before:
+            workflow.logger.warning("the log held a decision of this run's lost workflow task: folded",
+                                    extra={**self._log_fields(), "by_update": appended.decided_by_update is not None})
+            if appended.decided_by_update is not None:
+                self._recorded_before.add(appended.decided_by_update)
+        return not appended.decided_before
 
     def _current(self) -> Complaint:
         assert self._state is not None, "the complaint is not recorded yet"
@@ -507,6 +526,8 @@ class ComplaintWorkflow:
         self._actor(command)
         if self._state is None:
             return  # the intake is being recorded; the handler waits for it and checks again
+        if self._update_id() in self._recorded_before:
+            return  # decided already, in a workflow task Temporal lost: the handler answers it as recorded
         try:
             decide.check(self._state, command, workflow.now(), clock=clock)
         except decide.Refused as refused:
@@ -519,21 +540,40 @@ class ComplaintWorkflow:
         await workflow.wait_condition(lambda: self._state is not None)
         async with self._lock:
             await self._record_due()
+            if self._answered_before():
+                return self._current()
             # Again: another update, or the clock, may have moved the complaint on since validation.
             self._check(command, clock=self._operations)
-            await self._record(decision(self._current(), command, workflow.now()), actor)
+            while not await self._record(decision(self._current(), command, workflow.now()), actor,
+                                         update_id=self._update_id()):
+                if self._answered_before():
+                    return self._current()
+                self._check(command, clock=self._operations)  # decided again, on what the log holds now
             if then is not None:
                 await then()
         workflow.logger.info("decision recorded", extra=self._log_fields())
         return self._current()
+
+    def _update_id(self) -> str | None:
+        update = workflow.current_update_info()
+        return update.id if update is not None else None
+
+    def _answered_before(self) -> bool:
+        """Whether this update's decision is in the log already, from a workflow task Temporal lost (its caller
+        sent it again under the same id): it is answered with the complaint as it stands."""
+        update_id = self._update_id()
+        if update_id is None or update_id not in self._recorded_before:
+            return False
+        workflow.logger.info("decision recorded before, in a workflow task Temporal lost", extra=self._log_fields())
+        return True
 
     async def _record_due(self) -> None:
         """What the clock says is due (a default, a breach) is recorded before a decision. The caller holds
         the lock."""
         if self._operations:
             due = decide.due(self._current(), workflow.now())
-            if due:
-                await self._record(due, SYSTEM)
+            if due and not await self._record(due, SYSTEM):
+                await self._record_due()  # the log held a lost task's batch instead: what is due now
 
     def _log_fields(self) -> dict[str, object]:
         state = self._current()
@@ -548,13 +588,18 @@ class ComplaintWorkflow:
             quote = await self._quote(command)
         async with self._lock:
             await self._record_due()
+            if self._answered_before():
+                return self._current()
             self._check(command, clock=self._operations)
-            state = self._current()
             if not self._operations:
                 quote = await self._quote(command)
             title = quote[2] if quote else None
-            await self._record(decide.assess(state, command, workflow.now(), quote[:2] if quote else None,
-                                             title=title), actor)
+            while not await self._record(decide.assess(self._current(), command, workflow.now(),
+                                                       quote[:2] if quote else None, title=title),
+                                         actor, update_id=self._update_id()):
+                if self._answered_before():
+                    return self._current()
+                self._check(command, clock=self._operations)
         workflow.logger.info("complaint assessed", extra={**self._log_fields(), "verdict": command.verdict.value})
         return self._current()
 
@@ -613,7 +658,8 @@ class ComplaintWorkflow:
             retry_policy=CALENDAR_RETRY,
         )
         sla = decide.SlaSchedule(policy=schedule.policy, calendar=schedule.calendar, deadlines=schedule.deadlines)
-        await self._record(decide.reset_deadlines(state, state.reopen_count, sla), SYSTEM)
+        if not await self._record(decide.reset_deadlines(state, state.reopen_count, sla), SYSTEM):
+            await self._reset_deadlines()  # the log held a lost task's batch instead: counted again if still owed
 
     @decision
     async def record_churn(self, command: cmd.RecordChurn) -> Complaint:

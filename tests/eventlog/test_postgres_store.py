@@ -41,3 +41,21 @@ async def test_the_bulk_readers_spell_each_time_as_the_hash_covers_it(store: Pos
     chains = Chains()
     chains.feed(rows)
     assert chains.head(cid) == stored[-1].head and chains.breaks(cid) == [] and chains.events[cid] == 2
+
+
+async def test_a_batch_is_found_by_where_its_append_began_with_its_run_and_update(store: PostgresEventStore) -> None:
+    """What an append retried after a lost workflow task is answered with (activities/eventlog.py): the whole
+    batch one append stored from a sequence on, with the run and the update that decided it; nothing from the
+    middle of an append, nor past the head."""
+    cid = new_id()
+    at = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    first = chain(ChainHead(), cid, at, drafts("ComplaintReceived", "ConversationOpened", "SlaDeadlinesSet"))
+    second = chain(first[-1].head, cid, at, drafts("MessageLogged", "MessageLogged"))
+    await store.append(first, workflow_id="complaint-x", run_id="run-1")
+    await store.append(second, workflow_id="complaint-x", run_id="run-2", update_id="x/4")
+    found = await store.stored_from(cid, 1)
+    assert found is not None and (found.records, found.run_id, found.update_id) == (first, "run-1", None)
+    found = await store.stored_from(cid, 4)
+    assert found is not None and (found.records, found.run_id, found.update_id) == (second, "run-2", "x/4")
+    assert await store.stored_from(cid, 2) is None  # inside the first append
+    assert await store.stored_from(cid, 6) is None  # past the head

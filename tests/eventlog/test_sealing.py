@@ -149,30 +149,54 @@ async def test_the_same_runs_decision_appended_again_at_another_time_returns_the
     later = request(cid).model_copy(update={"occurred_at": NOW + timedelta(seconds=3)})
     again = await _as_run("run-1").run(activities.append_events, later)
     assert again.records == first.records  # the stored batch, not the recomputed one
+    assert not again.decided_before
     assert await store.read(cid) == first.records
 
 
-@pytest.mark.parametrize("forgery", ["another run", "another decision", "another actor", "a shorter batch"])
-async def test_a_different_batch_at_the_same_place_is_still_refused_as_divergent(
-    store: PostgresEventStore, keyring: CustomerKeyring, forgery: str
+def _another(later: msg.AppendEvents, change: str) -> msg.AppendEvents:
+    match change:
+        case "another decision":
+            return later.model_copy(update={"drafts": [*later.drafts[:-1], Draft.of(
+                ev.ComplaintWithdrawn(reason="x"), "system")]})
+        case "another actor":
+            return later.model_copy(update={"drafts": [d.model_copy(update={"actor": "agent:eve"})
+                                                       for d in later.drafts]})
+        case "a shorter batch":
+            return later.model_copy(update={"drafts": later.drafts[:-1]})
+        case "another update":
+            return later.model_copy(update={"update_id": "C-1/7"})
+    raise AssertionError(change)
+
+
+async def test_another_run_at_the_same_place_is_refused_as_divergent(
+    store: PostgresEventStore, keyring: CustomerKeyring
 ) -> None:
     cid = new_id()
     activities = EventLogActivities(store, keyring)
     first = await _as_run("run-1").run(activities.append_events, request(cid))
-    later = request(cid).model_copy(update={"occurred_at": NOW + timedelta(seconds=3)})
-    run = "run-1"
-    match forgery:
-        case "another run":
-            run = "run-2"
-        case "another decision":
-            later = later.model_copy(update={"drafts": [*later.drafts[:-1], Draft.of(
-                ev.ComplaintWithdrawn(reason="x"), "system")]})
-        case "another actor":
-            later = later.model_copy(update={"drafts": [d.model_copy(update={"actor": "agent:eve"})
-                                                        for d in later.drafts]})
-        case "a shorter batch":
-            later = later.model_copy(update={"drafts": later.drafts[:-1]})
-    with pytest.raises(ApplicationError) as refused:
-        await _as_run(run).run(activities.append_events, later)
-    assert refused.value.type == "DivergentHistory" and refused.value.non_retryable
+    same = request(cid).model_copy(update={"occurred_at": NOW + timedelta(seconds=3)})
+    for later in (same, _another(same, "another decision")):  # the same decision, or another, from run-2
+        with pytest.raises(ApplicationError) as refused:
+            await _as_run("run-2").run(activities.append_events, later)
+        assert refused.value.type == "DivergentHistory" and refused.value.non_retryable
+    assert await store.read(cid) == first.records
+
+
+@pytest.mark.parametrize("change", ["another decision", "another actor", "a shorter batch", "another update"])
+async def test_another_decision_of_the_same_run_is_not_written_the_batch_it_decided_before_is_returned(
+    store: PostgresEventStore, keyring: CustomerKeyring, change: str
+) -> None:
+    """Temporal lost the workflow task of a local append after it committed (the server killed): the run
+    decides again, on inputs that may come in another order, and asks for something else at the same place.
+    Nothing of it is written; the log returns the batch the run stored there, marked as decided before (with
+    the update that decided it), for the run to fold and decide again on top of."""
+    cid = new_id()
+    activities = EventLogActivities(store, keyring)
+    first = await _as_run("run-1").run(activities.append_events,
+                                       request(cid).model_copy(update={"update_id": "C-1/3"}))
+    later = _another(request(cid).model_copy(update={"occurred_at": NOW + timedelta(seconds=3),
+                                                     "update_id": "C-1/3"}), change)
+    returned = await _as_run("run-1").run(activities.append_events, later)
+    assert returned.decided_before and returned.decided_by_update == "C-1/3"
+    assert returned.records == first.records
     assert await store.read(cid) == first.records
