@@ -10,6 +10,7 @@ returns only once its events are durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -62,6 +63,11 @@ APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffi
 CALENDAR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                              maximum_attempts=10)
 
+
+#: How long a closing run waits for the updates whose decisions it folded from a lost workflow task (see
+#: ComplaintWorkflow._record) to be sent again, to answer them as recorded (a caller whose call failed when
+#: Temporal went down sends it again within seconds of its return); one never sent again holds it no longer.
+ANSWER_RESENT_WITHIN = timedelta(minutes=1)
 
 C = TypeVar("C", bound=cmd.Command)
 W = TypeVar("W")
@@ -166,6 +172,9 @@ class ComplaintWorkflow:
                 workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=intake, options=options)))
             await self._sleep_until_something_changes()
         self._silence_alarm()
+        if self._recorded_before:  # decisions folded from a lost task: answer their updates, sent again, first
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: not self._recorded_before, timeout=ANSWER_RESENT_WITHIN)
         # Let any update still in flight finish and reply before the run completes.
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._working
                                       and not self._sending)
@@ -564,6 +573,7 @@ class ComplaintWorkflow:
         update_id = self._update_id()
         if update_id is None or update_id not in self._recorded_before:
             return False
+        self._recorded_before.discard(update_id)  # answered (Temporal answers any later repeat from history)
         workflow.logger.info("decision recorded before, in a workflow task Temporal lost", extra=self._log_fields())
         return True
 

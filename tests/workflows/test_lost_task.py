@@ -10,6 +10,7 @@ told. Then a message is logged: it meets the stored choice at its place."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +23,14 @@ from temporalio.worker import Worker
 import starter
 from audit.witness import LOCAL_ACTIVITY_MARKER
 from domain import commands as cmd
+from domain import decide
 from domain import events as ev
 from domain.chain import Draft, chain
-from domain.vocabulary import Stage
+from domain.vocabulary import CustomerChoice, Stage
 from eventlog import PostgresEventStore
 from settings import workflow_id
 from tests.workflows.driver import Driver, told
-from tests.workflows.test_paths import valid
+from tests.workflows.test_paths import invalid, valid
 from workflows.complaint import ComplaintWorkflow
 
 
@@ -96,3 +98,31 @@ async def test_a_choice_of_a_lost_task_is_refused_to_an_update_of_another_id(
     await drive.wait(cid, lambda s: s.stage is Stage.awaiting_follow_up and told(s))
     assert [r.type for r in await drive.store.read(cid)].count("RemedyChosen") == 1
     await drive.witnesses_agree(cid)
+
+
+async def test_a_run_closed_by_a_lost_tasks_decision_answers_its_update_before_it_completes(
+        drive: Driver, intake_data: Callable[..., dict[str, Any]]) -> None:
+    """The lost decision closed the complaint (the customer left): the run, closing, waits for that update to be
+    sent again and answers it as recorded, instead of completing first and leaving its caller a refusal."""
+    cid = await drive.submit(intake_data())
+    assessed = await drive.send(cid, ComplaintWorkflow.assess, **invalid())
+    assert assessed.stage is Stage.awaiting_option_choice
+    handle = drive.client.get_workflow_handle(workflow_id(cid))
+    run_id = (await handle.describe()).run_id
+    actor = (await drive.store.read(cid))[-1].actor
+    leave = cmd.ChooseOption(option=CustomerChoice.leave)
+    decided = decide.choose_option(assessed, leave, datetime.now(UTC))
+    lost = chain(assessed.head, cid, datetime.now(UTC), [Draft.of(event, actor) for event in decided])
+    await drive.store.append(lost, workflow_id=workflow_id(cid), run_id=run_id, update_id="lost-leave")
+
+    # Another decision meets the stored one first: folded, the complaint is closed (the message is refused or
+    # recorded, as a closed complaint takes it).
+    with contextlib.suppress(starter.DecisionRefused):
+        await starter.send(drive.client, cid, ComplaintWorkflow.log_message,
+                           cmd.LogMessage(sender="customer", channel="web", text="Bye."))
+    assert (await drive.state(cid)).stage is Stage.closed
+    answered = await starter.send(drive.client, cid, ComplaintWorkflow.choose_option, leave,
+                                  idempotency_key="lost-leave")
+    assert answered.stage is Stage.closed
+    assert (await drive.finished(cid)).stage is Stage.closed  # and then the run completes
+    assert [r.type for r in await drive.store.read(cid)].count("OptionChosen") == 1
