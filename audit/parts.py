@@ -1,6 +1,6 @@
 """The whole log read on every core: `verify --all` and `report` at millions of events.
 
-The complaints are split into parts by a hash of their id (:meth:`PostgresEventStore.part`). A complaint's
+The complaints are split into parts by ranges of their ids (:meth:`PostgresEventStore.split`). A complaint's
 events all fall in one part, so each part is checked (or folded) on its own, by a process of its own, with
 nothing to stitch: the parts' results are simply put together. Every part reads up to the same cursor, so
 together they read exactly the rows a single reader in global order would have read.
@@ -23,6 +23,7 @@ from typing import Any
 from domain.chain import Break, Chains
 from eventlog import Cursor, PostgresEventStore
 from eventlog.connect import create_pool
+from eventlog.store import Part
 
 #: How many processes read the log (default: one per core).
 PROCESSES_ENV = "COMPLAINTS_READ_PROCESSES"
@@ -56,22 +57,20 @@ def bulk() -> Iterator[None]:
 PartResult = tuple[dict[str, int], dict[str, list[Break]]]
 
 
-async def _chains_of(store: PostgresEventStore, part: int, parts: int, upto: Cursor,
-                     advance: Progress) -> PartResult:
+async def _chains_of(store: PostgresEventStore, part: Part, upto: Cursor, advance: Progress) -> PartResult:
     chains = Chains()
-    async for page in store.part(part, parts, upto):
+    async for page in store.part(part, upto):
         chains.feed(page)
         advance(len(page))
     return chains.events, {cid: found for cid in chains.events if (found := chains.breaks(cid))}
 
 
-async def _report_of(store: PostgresEventStore, part: int, parts: int, upto: Cursor, advance: Progress,
-                     since: Any) -> Any:
+async def _report_of(store: PostgresEventStore, part: Part, upto: Cursor, advance: Progress, since: Any) -> Any:
     from audit.report import ReportBuilder
 
     builder = ReportBuilder(since)
     add = builder.add_row
-    async for page in store.part(part, parts, upto, spelled=False):  # the report hashes nothing
+    async for page in store.part(part, upto, spelled=False):  # the report hashes nothing
         for row in page:
             add(row)  # the part's rows begin with the record's fields, in their order
         advance(len(page))
@@ -97,12 +96,12 @@ def _advance_shared(n: int) -> None:
         _progress.value += n
 
 
-def _run_part(work: str, dsn: str, part: int, parts: int, upto: Cursor, *extra: Any) -> Any:
+def _run_part(work: str, dsn: str, part: Part, upto: Cursor, *extra: Any) -> Any:
     """In a child process: one part, read over a connection of its own."""
     async def go() -> Any:
         pool = await create_pool(dsn, min_size=1, max_size=1)
         try:
-            return await _WORK[work](PostgresEventStore(pool), part, parts, upto, _advance_shared, *extra)
+            return await _WORK[work](PostgresEventStore(pool), part, upto, _advance_shared, *extra)
         finally:
             await pool.close()
 
@@ -116,10 +115,10 @@ async def across_parts(work: str, store: PostgresEventStore, dsn: str | None, pr
     process, the others in child processes (one per core, or COMPLAINTS_READ_PROCESSES; one part when no
     ``dsn`` is given for the children to connect with). Returns each part's result."""
     upto = await store.end()
-    parts = processes() if dsn else 1
-    if parts == 1 or dsn is None:
+    parts = await store.split(processes() if dsn else 1)
+    if len(parts) == 1 or dsn is None:
         with bulk():
-            return [await _WORK[work](store, 0, 1, upto, progress or _ignore, *extra)]
+            return [await _WORK[work](store, Part(), upto, progress or _ignore, *extra)]
     context = multiprocessing.get_context("spawn")  # never fork a process with an event loop running
     counter = context.Value("q", 0)
     seen = 0
@@ -132,11 +131,11 @@ async def across_parts(work: str, store: PostgresEventStore, dsn: str | None, pr
         seen = now
 
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(parts - 1, mp_context=context, initializer=_start_child, initargs=(counter,)) as pool:
-        children = [loop.run_in_executor(pool, _run_part, work, dsn, part, parts, upto, *extra)
-                    for part in range(1, parts)]
+    with ProcessPoolExecutor(len(parts) - 1, mp_context=context, initializer=_start_child,
+                             initargs=(counter,)) as pool:
+        children = [loop.run_in_executor(pool, _run_part, work, dsn, part, upto, *extra) for part in parts[1:]]
         with bulk():
-            mine = await _WORK[work](store, 0, parts, upto, advance, *extra)
+            mine = await _WORK[work](store, parts[0], upto, advance, *extra)
         while not all(child.done() for child in children):
             await asyncio.wait(children, timeout=0.25)
             advance(0)
