@@ -52,8 +52,11 @@ class Settings:
     #: How a complaint's workflow runs (never a caller's to choose): see activities.messages.RunOptions.
     max_history_events: int = field(default_factory=lambda: _count("COMPLAINTS_MAX_HISTORY_EVENTS", 8_000))
     fulfilment_attempts: int = field(default_factory=lambda: _count("COMPLAINTS_FULFILMENT_ATTEMPTS", 10))
-    #: Appends as local activities (in the workflow task): on unless COMPLAINTS_LOCAL_APPENDS=0.
-    local_appends: bool = field(default_factory=lambda: _flag("COMPLAINTS_LOCAL_APPENDS", default=True))
+    #: Appends as local activities (in the workflow task) with COMPLAINTS_LOCAL_APPENDS=1; activities by default.
+    #: Off by default while temporalio 1.35's core can complete a workflow task that carries a query before the
+    #: workflow has seen the result of a local activity finished meanwhile (the result then comes with the next
+    #: task): such a history does not replay, and the run is stuck once evicted (docs/reliability.md).
+    local_appends: bool = field(default_factory=lambda: _flag("COMPLAINTS_LOCAL_APPENDS", default=False))
     refused_run_ttl_seconds: int = field(default_factory=lambda: _count("COMPLAINTS_REFUSED_RUN_TTL", 60))
     #: Where a worker serves its metrics for Prometheus (host:port, at /metrics): the SDK's and ours. Off when
     #: empty.

@@ -78,11 +78,16 @@ LIMITS: dict[str, str] = {
         "cause: MALLOC_ARENA_MAX=2 gave the same figure."
     ),
     "Local activities for appends": (
-        "kept, on by default. A local activity's input is not in history before it runs: when a worker dies "
-        "between the append and the end of its workflow task, the next attempt computes the batch again with "
-        "a new workflow.now(). The append now recognises its own run's decision at the same place (same run, "
-        "one append of exactly those events, same types and actors) and returns the batch already stored, "
-        "which the workflow folds; anything else there is still refused as divergent."
+        "kept, off by default (COMPLAINTS_LOCAL_APPENDS=1). A local append commits before its workflow task "
+        "completes. When a worker dies in between, the next attempt decides again with a new workflow.now(); "
+        "when Temporal loses the task (server killed), the run decides again on inputs that may come in another "
+        "order. Either way the append returns the batch the same run stored there from the same head, and the "
+        "workflow folds it (and decides again, when it was another decision; the update that made it is answered "
+        "as recorded when sent again); another run's batch is still refused as divergent. Off by default because "
+        "temporalio 1.35's core, when a query comes with a workflow task and a local activity finishes before the "
+        "query is answered, completes the task with the activity's marker but hands the result to the workflow "
+        "only with the next task: that history does not replay, and the run is stuck once evicted (seen in 1 of "
+        "4-8 runs of the Temporal-SIGKILL fault, with the core's own log; docs/reliability.md)."
     ),
     "Not tried yet": (
         "fewer commands per waiting complaint (search-attribute upserts merged, timers only for the next "

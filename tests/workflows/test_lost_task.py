@@ -11,16 +11,17 @@ told. Then a message is logged: it meets the stored choice at its place."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 import starter
+from activities import messages as msg
 from audit.witness import LOCAL_ACTIVITY_MARKER
 from domain import commands as cmd
 from domain import decide
@@ -31,12 +32,17 @@ from eventlog import PostgresEventStore
 from settings import workflow_id
 from tests.workflows.driver import Driver, told
 from tests.workflows.test_paths import invalid, valid
+from worker import build_worker
 from workflows.complaint import ComplaintWorkflow
 
 
 @pytest.fixture
-def drive(dev_server: WorkflowEnvironment, store: PostgresEventStore, dev_worker: Worker, task_queue: str) -> Driver:
-    return Driver(dev_server.client, store, task_queue)
+async def drive(dev_server: WorkflowEnvironment, app_pool: asyncpg.Pool, store: PostgresEventStore,
+                task_queue: str) -> AsyncIterator[Driver]:
+    """A worker with local appends: only a local append commits before its workflow task completes (an
+    activity's append runs after the task that scheduled it is in history)."""
+    async with build_worker(dev_server.client, app_pool, task_queue, run_options=msg.RunOptions(local_appends=True)):
+        yield Driver(dev_server.client, store, task_queue)
 
 
 async def test_a_decision_of_a_lost_task_is_folded_and_its_update_answered_when_sent_again(

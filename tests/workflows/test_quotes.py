@@ -37,7 +37,7 @@ async def test_the_quote_runs_locally_only_with_the_built_in_catalogue(
         return await catalogue.quote_remedies(request)
 
     queue = f"complaints-{uuid.uuid4().hex[:8]}"
-    async with build_worker(dev_server.client, app_pool, queue,
+    async with build_worker(dev_server.client, app_pool, queue, run_options=msg.RunOptions(local_appends=True),
                             remedy_catalogue=priced_elsewhere if handed_in else None):
         drive = Driver(dev_server.client, store, queue)
         cid = await drive.submit(intake_data())
