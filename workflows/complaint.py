@@ -553,15 +553,24 @@ class ComplaintWorkflow:
                 return self._current()
             # Again: another update, or the clock, may have moved the complaint on since validation.
             self._check(command, clock=self._operations)
-            while not await self._record(decision(self._current(), command, workflow.now()), actor,
-                                         update_id=self._update_id()):
-                if self._answered_before():
-                    return self._current()
-                self._check(command, clock=self._operations)  # decided again, on what the log holds now
+            if not await self._record_decision(command, lambda state: decision(state, command, workflow.now()),
+                                               actor):
+                return self._current()
             if then is not None:
                 await then()
         workflow.logger.info("decision recorded", extra=self._log_fields())
         return self._current()
+
+    async def _record_decision(self, command: cmd.Command, decided: Callable[[Complaint], list[Event]],
+                               actor: str) -> bool:
+        """Record an update's decision (checked by the caller, who holds the lock). Where the log held a lost
+        task's batch instead, decided (and checked) again on what the log holds now; False when that batch was
+        this update's own, answered as recorded."""
+        while not await self._record(decided(self._current()), actor, update_id=self._update_id()):
+            if self._answered_before():
+                return False
+            self._check(command, clock=self._operations)
+        return True
 
     def _update_id(self) -> str | None:
         update = workflow.current_update_info()
@@ -604,12 +613,9 @@ class ComplaintWorkflow:
             if not self._operations:
                 quote = await self._quote(command)
             title = quote[2] if quote else None
-            while not await self._record(decide.assess(self._current(), command, workflow.now(),
-                                                       quote[:2] if quote else None, title=title),
-                                         actor, update_id=self._update_id()):
-                if self._answered_before():
-                    return self._current()
-                self._check(command, clock=self._operations)
+            if not await self._record_decision(command, lambda state: decide.assess(
+                    state, command, workflow.now(), quote[:2] if quote else None, title=title), actor):
+                return self._current()
         workflow.logger.info("complaint assessed", extra={**self._log_fields(), "verdict": command.verdict.value})
         return self._current()
 
