@@ -35,6 +35,10 @@ DECLARE
     stored_prev  text;
     divergent_at integer;
 BEGIN
+    -- An update id is Temporal's (at most 1,000 characters there): nothing else is stored beside the events.
+    IF p_update_id IS NOT NULL AND (length(p_update_id) = 0 OR length(p_update_id) > 1000) THEN
+        RAISE EXCEPTION 'an update id is 1 to 1000 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     PERFORM pg_advisory_xact_lock_shared(8034511211);
 
     IF first_seq > 1 THEN

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from dev.stack import ERASER_ROLE, SEALER_ROLE, SUPERUSER, Postgres
-from eventlog import PostgresEventStore
+from eventlog import EventLogError, PostgresEventStore
 from eventlog.keys import CustomerKeyring, erase_customer, master_key
 from tests.eventlog.contract import new_id, records
 
@@ -66,6 +66,8 @@ APP_FORGERIES = [
     ("an erasure record forged", "INSERT INTO complaint_erasures (customer_id, requested_by, legal_basis,"
                                  " database_user, keys_destroyed) VALUES ('c1', 'x', 'y', 'z', 0)"),
     ("an object of its own in the schema, to shadow ours", "CREATE TABLE public.complaint_events_shadow (x int)"),
+    ("the update id of a stored batch rewritten (an update answered as recorded that never was)",
+     "UPDATE complaint_events SET update_id = 'forged'"),
 ]
 
 
@@ -80,6 +82,15 @@ async def test_the_application_role_cannot_write_around_the_functions(database: 
             await conn.execute(statement)
     assert await counts(admin) == before
     assert await admin.fetchval("SELECT count(*) FROM complaint_customer_keys WHERE erased_at IS NOT NULL") == 0
+
+
+@pytest.mark.parametrize("update_id", ["", "x" * 1001], ids=["empty", "oversized"])
+async def test_an_append_naming_an_update_id_no_temporal_update_has_is_refused_with_nothing_written(
+        store: PostgresEventStore, admin: asyncpg.Connection, update_id: str) -> None:
+    cid = new_id()
+    with pytest.raises(EventLogError, match="update id"):
+        await store.append(records(cid, "one"), run_id="r", update_id=update_id)
+    assert await admin.fetchval("SELECT count(*) FROM complaint_events WHERE complaint_id = $1", cid) == 0
 
 
 async def test_the_application_role_still_appends_and_keys_through_its_functions(
