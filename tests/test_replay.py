@@ -36,7 +36,7 @@ def test_there_is_a_saved_history_for_every_path() -> None:
         "reply_threaded_and_kept_once", "page_remedy_and_rating_id", "page_remedy_and_rating_en", "page_option_leave",
         "page_option_stay",
         # A decision of a workflow task Temporal lost, folded from the log (tests/workflows/test_lost_task.py).
-        "lost_task_folded",
+        "lost_task_folded", "lost_task_answered_before_continuing",
     }
     assert expected <= names, f"missing histories: {sorted(expected - names)}"
 

@@ -56,6 +56,10 @@ AWAITING_AGENT = "awaiting-agent-1"
 #: search attribute, and a cached run keeps the SDK's machine for each command). Runs recorded before it carry
 #: the four, one by one, and replay as they ran.
 ALL_OF_2026_12 = "all-of-2026-12"
+#: Runs that carry this marker, continuing as new with decisions folded from a lost workflow task, first wait for
+#: those decisions' updates to be sent again (as a closing run does): the next run could not answer them as recorded.
+#: Called only then, so it is recorded only then.
+ANSWER_RESENT_BEFORE_CONTINUING = "answer-resent-before-continuing-1"
 # Appends wait out a database outage: a complaint must not fail because PostgreSQL restarted.
 APPEND_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                            maximum_interval=timedelta(seconds=30))
@@ -64,9 +68,10 @@ CALENDAR_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_inte
                              maximum_attempts=10)
 
 
-#: How long a closing run waits for the updates whose decisions it folded from a lost workflow task (see
-#: ComplaintWorkflow._record) to be sent again, to answer them as recorded (a caller whose call failed when
-#: Temporal went down sends it again within seconds of its return); one never sent again holds it no longer.
+#: How long a run, closing or continuing as new, waits for the updates whose decisions it folded from a lost
+#: workflow task (see ComplaintWorkflow._record) to be sent again, to answer them as recorded (a caller whose call
+#: failed when Temporal went down sends it again within seconds of its return); one never sent again holds it no
+#: longer.
 ANSWER_RESENT_WITHIN = timedelta(minutes=1)
 
 C = TypeVar("C", bound=cmd.Command)
@@ -161,6 +166,8 @@ class ComplaintWorkflow:
             if not state.is_open:
                 break
             if self._history_is_long():
+                if self._recorded_before and workflow.patched(ANSWER_RESENT_BEFORE_CONTINUING):
+                    await self._answer_resent_updates()
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._lock.locked()
                                               and not self._working and not self._sending)
                 workflow.logger.info("continuing as new", extra=self._log_fields())
@@ -172,13 +179,18 @@ class ComplaintWorkflow:
                 workflow.continue_as_new(ComplaintStart(ComplaintRun(intake=intake, options=options)))
             await self._sleep_until_something_changes()
         self._silence_alarm()
-        if self._recorded_before:  # decisions folded from a lost task: answer their updates, sent again, first
-            with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(lambda: not self._recorded_before, timeout=ANSWER_RESENT_WITHIN)
+        await self._answer_resent_updates()
         # Let any update still in flight finish and reply before the run completes.
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._working
                                       and not self._sending)
         return self._current()
+
+    async def _answer_resent_updates(self) -> None:
+        """Decisions folded from a lost task (see _record): wait, a while, for their updates to be sent again, to
+        answer them as recorded before the run ends (a next run, or none, could not)."""
+        if self._recorded_before:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: not self._recorded_before, timeout=ANSWER_RESENT_WITHIN)
 
     async def _admit(self, start: ComplaintStart) -> None:
         """The perimeter, before anything is written: the workflow id is the complaint's, the input is the

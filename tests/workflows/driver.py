@@ -120,11 +120,12 @@ class Driver:
         history = await self.client.get_workflow_handle(workflow_id(cid)).fetch_history()
         return len(history.events)
 
-    async def save_history(self, cid: str, name: str) -> None:
-        """With SAVE_HISTORIES=1, keep this path's history for the replay test."""
+    async def save_history(self, cid: str, name: str, run_id: str | None = None) -> None:
+        """With SAVE_HISTORIES=1, keep this path's history (of its latest run, or of ``run_id``) for the replay
+        test."""
         if os.environ.get("SAVE_HISTORIES") != "1":
             return
-        history = await self.client.get_workflow_handle(workflow_id(cid)).fetch_history()
+        history = await self.client.get_workflow_handle(workflow_id(cid), run_id=run_id).fetch_history()
         folder = HISTORIES / os.environ.get("HISTORY_SET", "unsorted")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{name}.json").write_text(history.to_json(), encoding="utf-8")

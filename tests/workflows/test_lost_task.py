@@ -10,6 +10,7 @@ told. Then a message is logged: it meets the stored choice at its place."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -132,3 +133,53 @@ async def test_a_run_closed_by_a_lost_tasks_decision_answers_its_update_before_i
     assert answered.stage is Stage.closed
     assert (await drive.finished(cid)).stage is Stage.closed  # and then the run completes
     assert [r.type for r in await drive.store.read(cid)].count("OptionChosen") == 1
+
+
+@pytest.fixture
+async def drive_short(dev_server: WorkflowEnvironment, app_pool: asyncpg.Pool, store: PostgresEventStore,
+                      task_queue: str) -> AsyncIterator[Driver]:
+    """Local appends, and runs that continue as new at 100 events of history."""
+    options = msg.RunOptions(local_appends=True, max_history_events=100)
+    async with build_worker(dev_server.client, app_pool, task_queue, run_options=options):
+        yield Driver(dev_server.client, store, task_queue)
+
+
+async def test_a_run_continuing_as_new_answers_a_lost_tasks_update_first(
+        drive_short: Driver, intake_data: Callable[..., dict[str, Any]]) -> None:
+    """The history grows long while a decision folded from a lost task waits for its update: the run answers
+    that update, sent again, as recorded before it continues as new (the next run could not: it would refuse
+    the choice as made already)."""
+    drive = drive_short
+    cid = await drive.submit(intake_data())
+    assessed = await drive.send(cid, ComplaintWorkflow.assess, **valid())
+    assert assessed.offer is not None
+    handle = drive.client.get_workflow_handle(workflow_id(cid))
+    described = await handle.describe()
+    assert described.history_length < 100, "the run must not continue as new before the lost task"
+    run_id = described.run_id
+    before = await drive.store.read(cid)
+    option = assessed.offer.options[0].id
+    lost = chain(assessed.head, cid, datetime.now(UTC), [Draft.of(ev.RemedyChosen(option_id=option), before[-1].actor)])
+    await drive.store.append(lost, workflow_id=workflow_id(cid), run_id=run_id, update_id="lost-choice")
+
+    # Messages fold the stored choice, then make the history long: the run holds on to answer the choice.
+    for _ in range(40):
+        described = await handle.describe()
+        if described.run_id != run_id or described.history_length >= 110:
+            break
+        await starter.send(drive.client, cid, ComplaintWorkflow.log_message,
+                           cmd.LogMessage(sender="customer", channel="web", text="Any news?"))
+    assert described.run_id == run_id, "continued as new with a lost task's update unanswered"
+
+    again = await starter.send(drive.client, cid, ComplaintWorkflow.choose_remedy, cmd.ChooseRemedy(option_id=option),
+                               idempotency_key="lost-choice")
+    assert again.remedy_option == option
+    deadline = datetime.now(UTC).timestamp() + 30
+    while (await handle.describe()).run_id == run_id:  # answered: now it continues as new
+        assert datetime.now(UTC).timestamp() < deadline, "the run never continued as new"
+        await asyncio.sleep(0.1)
+    settled = await drive.wait(cid, lambda s: s.stage is Stage.awaiting_follow_up and told(s))
+    assert settled.remedy_option == option
+    assert [r.type for r in await drive.store.read(cid)].count("RemedyChosen") == 1
+    await drive.witnesses_agree(cid)
+    await drive.save_history(cid, "lost_task_answered_before_continuing", run_id=run_id)
