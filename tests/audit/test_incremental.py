@@ -100,3 +100,35 @@ async def test_the_sealed_heads_are_looked_up_one_by_one_and_only_those_that_dif
         assert set(said) == set(heads) - {held} | set(odd) and {b.kind for b in found} == {"sealed_head_changed"}
         assert said[rewritten].endswith("not the one sealed")
         assert all(detail.endswith("gone") for cid, detail in said.items() if cid != rewritten)
+
+
+async def test_the_kept_state_reads_back_in_either_form_and_a_broken_one_is_refused(
+        store: PostgresEventStore, sealer_pool: asyncpg.Pool, tmp_path: Path) -> None:
+    """The state is kept as three columns; a state kept before (a mapping of pairs) still reads back; columns
+    that do not line up, or a head that is not (integer, text), are no state to start from."""
+    key = cp.signing_key(cp.new_seal_key())
+    for cid in (new_id(), new_id()):
+        await store.append(records(cid, "one", "two"))
+    kept = await incremental.state_at(store, await cp.seal(sealer_pool, key, ORIGIN))
+    path = tmp_path / "verified.json"
+    incremental.save(kept, path)
+    columns = json.loads(path.read_text())
+    assert set(columns) == {"checkpoint", "complaints", "sequences", "hashes"}
+    assert columns["complaints"] == sorted(kept.heads)
+    assert incremental.load(path) == kept
+
+    path.write_text(json.dumps({"checkpoint": columns["checkpoint"],
+                                "heads": {cid: list(head) for cid, head in kept.heads.items()}}))
+    assert incremental.load(path) == kept
+
+    for broken in ({**columns, "sequences": columns["sequences"][:-1]},
+                   {**columns, "sequences": [str(s) for s in columns["sequences"]]},
+                   {**columns, "hashes": [None] * len(columns["hashes"])},
+                   {key: value for key, value in columns.items() if key != "hashes"}):
+        path.write_text(json.dumps(broken))
+        try:
+            incremental.load(path)
+        except incremental.NoVerifiedCheckpoint:
+            pass
+        else:
+            raise AssertionError(f"a broken state was read: {sorted(broken)}")
