@@ -347,6 +347,13 @@ async def stored_checkpoints(pool: asyncpg.Pool) -> tuple[list[Checkpoint], list
 async def check(pool: asyncpg.Pool, checkpoint: Checkpoint, trusted: TrustedKey | str | None = None) -> list[Break]:
     """Does the log still extend this checkpoint? Signature (against the trusted key), event count,
     complaint count and root."""
+    found, _ = await check_heads(pool, checkpoint, trusted)
+    return found
+
+
+async def check_heads(pool: asyncpg.Pool, checkpoint: Checkpoint,
+                      trusted: TrustedKey | str | None = None) -> tuple[list[Break], list[Head]]:
+    """:func:`check`, and the heads the log has at the checkpoint (what it found, whether or not they hold)."""
     where = f"checkpoint @{checkpoint.position}"
     found = []
     status = checkpoint.signature_status(trusted)
@@ -362,4 +369,4 @@ async def check(pool: asyncpg.Pool, checkpoint: Checkpoint, trusted: TrustedKey 
     if root_of(heads) != checkpoint.root:
         found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_root",
                            detail="the chain heads at that position no longer give the sealed root"))
-    return found
+    return found, heads

@@ -69,6 +69,9 @@ class Verification:
     #: Archived witnesses whose signature was not checked (no trusted public key).
     unchecked_archives: int = 0
     seconds: float = 0.0
+    #: The newest checkpoint's position and every complaint's head at it, as the log has them (read to check
+    #: it): what a run that broke nothing keeps for `verify --since-checkpoint`, without reading them again.
+    newest_heads: tuple[int, list[cp.Head]] | None = field(default=None, repr=False)
 
     def complaint(self, complaint_id: str) -> ComplaintCheck:
         return self.by_complaint.setdefault(complaint_id, ComplaintCheck(complaint_id))
@@ -388,7 +391,10 @@ class Verifier:
                     "a published checkpoint is missing from, or differs in, the checkpoints table"))
             known[published.position] = published
         for checkpoint in known.values():
-            result.checkpoint_breaks += await cp.check(self.store.pool, checkpoint, self.trusted_public_key)
+            found, heads = await cp.check_heads(self.store.pool, checkpoint, self.trusted_public_key)
+            result.checkpoint_breaks += found
+            if result.newest_heads is None or checkpoint.position > result.newest_heads[0]:
+                result.newest_heads = (checkpoint.position, heads)
             if checkpoint.signature_status(self.trusted_public_key) is cp.Signature.unchecked:
                 result.unchecked_signatures += 1
         result.checkpoints = len(known) + len(malformed)

@@ -126,7 +126,12 @@ def verify(
             stored, _ = await cp.stored_checkpoints(pool)
             if stored:
                 newest = max(stored, key=lambda c: c.position)
-                incremental.save(await incremental.state_at(PostgresEventStore(pool), newest), state_file)
+                if result.newest_heads is not None and result.newest_heads[0] == newest.position:
+                    kept = incremental.VerifiedState(newest, {cid: (sequence, hash_)
+                                                              for cid, sequence, hash_ in result.newest_heads[1]})
+                else:  # sealed while this run verified
+                    kept = await incremental.state_at(PostgresEventStore(pool), newest)
+                incremental.save(kept, state_file)
         except (OSError, asyncpg.PostgresError) as error:  # a convenience for the next run: never the verdict
             err.print(f"[yellow]the verified checkpoint was not kept for --since-checkpoint:[/yellow] {error}")
 
