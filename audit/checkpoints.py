@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -354,19 +355,78 @@ async def check(pool: asyncpg.Pool, checkpoint: Checkpoint, trusted: TrustedKey 
 async def check_heads(pool: asyncpg.Pool, checkpoint: Checkpoint,
                       trusted: TrustedKey | str | None = None) -> tuple[list[Break], list[Head]]:
     """:func:`check`, and the heads the log has at the checkpoint (what it found, whether or not they hold)."""
+    async with pool.acquire() as conn:
+        heads, events = await heads_at(conn, checkpoint)
+    return held(checkpoint, heads, events, trusted), heads
+
+
+def held(checkpoint: Checkpoint, heads: list[Head], events: int, trusted: TrustedKey | str | None,
+         *, signed_by_trusted: bool = False) -> list[Break]:
+    """What breaks a checkpoint, given the heads (in leaf order) and the count of events the log has below it:
+    a bad signature (or, ``signed_by_trusted``, any but the trusted key's), other counts, another root."""
     where = f"checkpoint @{checkpoint.position}"
     found = []
     status = checkpoint.signature_status(trusted)
-    if status is Signature.bad:
+    if status is Signature.bad or (signed_by_trusted and status is not Signature.verified):
         found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_signature",
                            detail="the signature does not hold with the trusted key"))
-    async with pool.acquire() as conn:
-        heads, events = await heads_at(conn, checkpoint)
     if events != checkpoint.events or len(heads) != checkpoint.complaints:
         found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_count",
                            detail=f"sealed {checkpoint.events} events of {checkpoint.complaints} complaints; the "
-                                  f"log now has {events} events of {len(heads)} complaints up to that position"))
+                                  f"log now has {events} events of {len(heads)} complaints below it"))
     if root_of(heads) != checkpoint.root:
         found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_root",
-                           detail="the chain heads at that position no longer give the sealed root"))
-    return found, heads
+                           detail="the chain heads below it no longer give the sealed root"))
+    return found
+
+
+async def check_all(pool: asyncpg.Pool, checkpoints: Iterable[Checkpoint], trusted: TrustedKey | str | None = None,
+                    ) -> tuple[list[Break], tuple[int, list[Head]] | None]:
+    """Every checkpoint checked as :func:`check` does, and the newest one's position and heads.
+
+    Those sealed with a horizon are checked together, in one pass over the log in transaction order: each
+    seals the rows below its horizon, a prefix of that order, so one walk gives every checkpoint's heads and
+    count as it passes its horizon (a log sealed hourly for a year holds 8,760 checkpoints: a pass over the
+    log for each took hours). Those sealed before horizons (rows up to a position) are checked one by one."""
+    found: list[Break] = []
+    newest: tuple[int, list[Head]] | None = None
+    by_horizon = sorted((c for c in checkpoints if c.horizon is not None), key=lambda c: (c.horizon, c.position))
+    legacy = [c for c in checkpoints if c.horizon is None]
+    for checkpoint in legacy:
+        breaks, heads = await check_heads(pool, checkpoint, trusted)
+        found += breaks
+        if newest is None or checkpoint.position > newest[0]:
+            newest = (checkpoint.position, heads)
+    if by_horizon:
+        async with pool.acquire() as conn:
+            async for checkpoint, heads, events in _heads_by_horizon(conn, by_horizon):
+                found += held(checkpoint, heads, events, trusted)
+                if newest is None or checkpoint.position > newest[0]:
+                    newest = (checkpoint.position, heads)
+    return found, newest
+
+
+async def _heads_by_horizon(conn: asyncpg.Connection, checkpoints: list[Checkpoint], page_size: int = 10_000,
+                            ) -> AsyncIterator[tuple[Checkpoint, list[Head], int]]:
+    """Each of ``checkpoints`` (in horizon order) with the heads and the count of events below its horizon,
+    as :func:`heads_at` gives them (a complaint's head is its highest sequence there), from one snapshot."""
+    pending = list(checkpoints)
+    heads: dict[str, tuple[int, str]] = {}
+    events = 0
+
+    def leaves() -> list[Head]:
+        return sorted((cid, sequence, hash_) for cid, (sequence, hash_) in heads.items())
+
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.cursor("SELECT complaint_id, sequence, hash, tx::text::bigint FROM complaint_events"
+                                 " WHERE tx < $1::text::xid8 ORDER BY tx, position", str(pending[-1].horizon))
+        while page := await rows.fetch(page_size):
+            for complaint_id, sequence, hash_, tx in page:
+                while pending and tx >= (pending[0].horizon or 0):
+                    yield pending.pop(0), leaves(), events
+                head = heads.get(complaint_id)
+                if head is None or sequence > head[0]:
+                    heads[complaint_id] = (sequence, hash_)
+                events += 1
+        while pending:
+            yield pending.pop(0), leaves(), events

@@ -163,20 +163,10 @@ async def verify_since(store: PostgresEventStore, state: VerifiedState, trusted:
 
 def _check_newer(result: Verification, checkpoint: cp.Checkpoint, heads: dict[str, tuple[int, str]], events: int,
                  trusted: str) -> VerifiedState | None:
-    """A checkpoint sealed since: its root and counts from the heads and events below its horizon."""
-    where = f"checkpoint @{checkpoint.position}"
-    found = []
-    if checkpoint.signature_status(trusted) is not cp.Signature.verified:
-        found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_signature",
-                           detail="the signature does not hold with the trusted key"))
+    """A checkpoint sealed since: signed by the trusted key, its root and counts from the heads and events below
+    its horizon."""
     leaves = sorted((cid, sequence, hash_) for cid, (sequence, hash_) in heads.items())
-    if events != checkpoint.events or len(leaves) != checkpoint.complaints:
-        found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_count",
-                           detail=f"sealed {checkpoint.events} events of {checkpoint.complaints} complaints; the "
-                                  f"log has {events} events of {len(leaves)} complaints below its horizon"))
-    if cp.root_of(leaves) != checkpoint.root:
-        found.append(Break(complaint_id=where, sequence=0, kind="checkpoint_root",
-                           detail="the chain heads below its horizon do not give the sealed root"))
+    found = cp.held(checkpoint, leaves, events, trusted, signed_by_trusted=True)
     result.checkpoint_breaks += found
     return None if found else VerifiedState(checkpoint, {cid: (s, h) for cid, s, h in leaves})
 

@@ -390,13 +390,11 @@ class Verifier:
                     f"checkpoint @{published.position}", 0, "checkpoint_withdrawn",
                     "a published checkpoint is missing from, or differs in, the checkpoints table"))
             known[published.position] = published
-        for checkpoint in known.values():
-            found, heads = await cp.check_heads(self.store.pool, checkpoint, self.trusted_public_key)
-            result.checkpoint_breaks += found
-            if result.newest_heads is None or checkpoint.position > result.newest_heads[0]:
-                result.newest_heads = (checkpoint.position, heads)
-            if checkpoint.signature_status(self.trusted_public_key) is cp.Signature.unchecked:
-                result.unchecked_signatures += 1
+        found, result.newest_heads = await cp.check_all(self.store.pool, list(known.values()),
+                                                        self.trusted_public_key)
+        result.checkpoint_breaks += found
+        result.unchecked_signatures += sum(1 for c in known.values()
+                                           if c.signature_status(self.trusted_public_key) is cp.Signature.unchecked)
         result.checkpoints = len(known) + len(malformed)
 
     async def verify(self, ids: list[str] | None = None, *, progress_events: Progress | None = None,

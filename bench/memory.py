@@ -34,7 +34,7 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 300) -> None:
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:

@@ -123,3 +123,37 @@ async def test_merkle_leaves_are_in_code_point_order_whatever_the_collation(stor
     heads, events = await cp.heads_at(admin, ("position <= $1", [position]))
     assert [h[0] for h in heads] == sorted(ids, key=lambda i: i.encode()) and events == 2 * len(ids)
     assert [h[0] for h in heads] == ["B-1", "Z", "_x", "a-1", "b", "\u00e9-1"]
+
+
+async def test_many_checkpoints_are_checked_in_one_pass_each_against_the_rows_below_its_horizon(
+        store: PostgresEventStore, sealer_pool: asyncpg.Pool, admin: asyncpg.Connection) -> None:
+    """Three checkpoints, events appended between them, checked together in one walk of the log: each holds
+    as it was sealed, the verify keeps the newest one's heads, and an event deleted between the first and the
+    second breaks the second and the third, not the first, exactly as checking each on its own finds."""
+    from tests.audit.test_verify import as_superuser
+
+    key = cp.signing_key(cp.new_seal_key())
+    trusted = cp.verifier_key(ORIGIN, key)
+    a, _ = await some_events(store)
+    first = await cp.seal(sealer_pool, key, ORIGIN)
+    await store.append(records(a, "three", head=(await store.read(a))[-1].head))
+    c = (await some_events(store, new_id()))[0]
+    second = await cp.seal(sealer_pool, key, ORIGIN)
+    await some_events(store, new_id())
+    await store.append(records(c, "three", head=(await store.read(c))[-1].head))
+    third = await cp.seal(sealer_pool, key, ORIGIN)
+    assert first.events < second.events < third.events and first.horizon < second.horizon < third.horizon
+
+    result = await Verifier(store, None, trusted_public_key=trusted).verify(None)
+    assert result.ok and result.checkpoints == 3
+    assert result.newest_heads is not None and result.newest_heads[0] == third.position
+    async with sealer_pool.acquire() as conn:
+        assert result.newest_heads[1] == (await cp.heads_at(conn, third))[0]
+
+    await as_superuser(admin, ("DELETE FROM complaint_events WHERE complaint_id = $1 AND sequence = 3", a))
+    found, _ = await cp.check_all(sealer_pool, [third, first, second], trusted)
+    broken = {(one.complaint_id, one.kind) for one in found}
+    assert broken == {(f"checkpoint @{sealed.position}", kind) for sealed in (second, third)
+                      for kind in ("checkpoint_count", "checkpoint_root")}
+    one_by_one = [one for sealed in (first, second, third) for one in await cp.check(sealer_pool, sealed, trusted)]
+    assert sorted(found, key=str) == sorted(one_by_one, key=str)
