@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -270,6 +270,11 @@ async def heads_at(conn: asyncpg.Connection, where: Checkpoint | tuple[str, list
     return sorted((r["complaint_id"], r["sequence"], r["hash"]) for r in rows), int(count)
 
 
+def leaves(heads: Mapping[str, tuple[int, str]]) -> list[Head]:
+    """Complaints' (sequence, hash) heads as the checkpoint's leaves: in complaint-id order, as heads_at has them."""
+    return sorted((cid, sequence, hash_) for cid, (sequence, hash_) in heads.items())
+
+
 def root_of(heads: list[Head]) -> str:
     return merkle.root([merkle.leaf_hash(*h) for h in heads]).hex()
 
@@ -414,19 +419,16 @@ async def _heads_by_horizon(conn: asyncpg.Connection, checkpoints: list[Checkpoi
     heads: dict[str, tuple[int, str]] = {}
     events = 0
 
-    def leaves() -> list[Head]:
-        return sorted((cid, sequence, hash_) for cid, (sequence, hash_) in heads.items())
-
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await conn.cursor("SELECT complaint_id, sequence, hash, tx::text::bigint FROM complaint_events"
                                  " WHERE tx < $1::text::xid8 ORDER BY tx, position", str(pending[-1].horizon))
         while page := await rows.fetch(page_size):
             for complaint_id, sequence, hash_, tx in page:
                 while pending and tx >= (pending[0].horizon or 0):
-                    yield pending.pop(0), leaves(), events
+                    yield pending.pop(0), leaves(heads), events
                 head = heads.get(complaint_id)
                 if head is None or sequence > head[0]:
                     heads[complaint_id] = (sequence, hash_)
                 events += 1
         while pending:
-            yield pending.pop(0), leaves(), events
+            yield pending.pop(0), leaves(heads), events

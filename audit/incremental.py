@@ -60,6 +60,11 @@ class VerifiedState:
                              "hashes": [self.heads[cid][1] for cid in ids]}).decode()
 
     @classmethod
+    def of(cls, checkpoint: cp.Checkpoint, leaves: list[cp.Head]) -> VerifiedState:
+        """From the checkpoint's leaves (what heads_at gives)."""
+        return cls(checkpoint, {cid: (sequence, hash_) for cid, sequence, hash_ in leaves})
+
+    @classmethod
     def from_json(cls, text: str) -> VerifiedState:
         with bulk():
             data = orjson.loads(text)
@@ -105,7 +110,7 @@ async def state_at(store: PostgresEventStore, checkpoint: cp.Checkpoint) -> Veri
     """The heads at ``checkpoint`` (one pass over what it seals: after a full verify proved it)."""
     async with store.pool.acquire() as conn:
         heads, _ = await cp.heads_at(conn, checkpoint)
-    return VerifiedState(checkpoint, {cid: (sequence, hash_) for cid, sequence, hash_ in heads})
+    return VerifiedState.of(checkpoint, heads)
 
 
 async def verify_since(store: PostgresEventStore, state: VerifiedState, trusted: str,
@@ -165,10 +170,10 @@ def _check_newer(result: Verification, checkpoint: cp.Checkpoint, heads: dict[st
                  trusted: str) -> VerifiedState | None:
     """A checkpoint sealed since: signed by the trusted key, its root and counts from the heads and events below
     its horizon."""
-    leaves = sorted((cid, sequence, hash_) for cid, (sequence, hash_) in heads.items())
+    leaves = cp.leaves(heads)
     found = cp.held(checkpoint, leaves, events, trusted, signed_by_trusted=True)
     result.checkpoint_breaks += found
-    return None if found else VerifiedState(checkpoint, {cid: (s, h) for cid, s, h in leaves})
+    return None if found else VerifiedState.of(checkpoint, leaves)
 
 
 async def _after(store: PostgresEventStore, checkpoint: cp.Checkpoint) -> Cursor:

@@ -127,8 +127,7 @@ def verify(
             if stored:
                 newest = max(stored, key=lambda c: c.position)
                 if result.newest_heads is not None and result.newest_heads[0] == newest.position:
-                    kept = incremental.VerifiedState(newest, {cid: (sequence, hash_)
-                                                              for cid, sequence, hash_ in result.newest_heads[1]})
+                    kept = incremental.VerifiedState.of(newest, result.newest_heads[1])
                 else:  # sealed while this run verified
                     kept = await incremental.state_at(PostgresEventStore(pool), newest)
                 incremental.save(kept, state_file)
