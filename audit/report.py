@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from domain.chain import Recorded
-from domain.complaint import Complaint, evolve_row
+from domain.complaint import Complaint, Folding
 from domain.intake import Jurisdiction
 from domain.policies.deadlines import Calendar, business_days_between
 
@@ -116,7 +116,7 @@ class ReportBuilder:
 
     def __init__(self, since: date | None = None) -> None:
         self.report = Report(since=since)
-        self._open: dict[str, Complaint] = {}
+        self._open = Folding()  # the complaints still open, folded in place: the builder owns them
         self._skipped: set[str] = set()
 
     @classmethod
@@ -125,12 +125,13 @@ class ReportBuilder:
         those of a batch's complaints, or every one to settle at the end)."""
         builder = cls(report.since)
         builder.report = report
-        builder._open = dict(open_states)
+        for state in open_states.values():
+            builder._open.adopt(state)
         return builder
 
     def open_states(self) -> dict[str, Complaint]:
         """The complaints still open, folded so far."""
-        return dict(self._open)
+        return {cid: self._open.state(cid) for cid in self._open.ids()}
 
     def add(self, record: Recorded) -> None:
         self.add_row(record.row())
@@ -140,21 +141,19 @@ class ReportBuilder:
         cid = row[0]
         if cid in self._skipped:
             return
-        state = self._open.get(cid)
-        if state is None and row[1] != 1:
+        if row[1] != 1 and cid not in self._open:
             return  # a complaint closed earlier in the log: nothing more counts (a verified log has none)
-        state = evolve_row(state, row)
+        state = self._open.add(row)
         if row[1] == 1:
             if self.report.since and state.received_at.date() < self.report.since:
+                self._open.drop(cid)
                 self._skipped.add(cid)
                 return
             self.report.complaints += 1
         self.report.events += 1
         self._count(state, row[2], row[6])
-        if state.is_open:
-            self._open[cid] = state
-        else:
-            self._open.pop(cid, None)
+        if not state.is_open:
+            self._open.drop(cid)
             self._settle(state)
 
     def _count(self, state: Complaint, kind: str, payload: dict[str, Any]) -> None:
@@ -185,10 +184,10 @@ class ReportBuilder:
             r.resolution_days[_days(state, state.closed_at)] += 1
 
     def finish(self) -> Report:
-        for state in self._open.values():
-            self._settle(state)
+        for cid in self._open.ids():
+            self._settle(self._open.state(cid))
         self.report.open = len(self._open)
-        self._open = {}
+        self._open = Folding()
         return self.report
 
 

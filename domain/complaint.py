@@ -124,23 +124,84 @@ def evolve(state: Complaint | None, record: Recorded) -> Complaint:
 def evolve_row(state: Complaint | None, row: Sequence[Any]) -> Complaint:
     """:func:`evolve` from a stored row's values in ROW_FIELDS order, as the log's bulk readers give them (the
     report folds a million without building a record for each)."""
-    complaint_id, sequence, occurred_at, prev_hash = row[0], row[1], row[4], row[7]
     event = ev.parse_event(row[2], row[3], row[6])
-    head = ChainHead.of(sequence, row[8])
+    head = ChainHead.of(row[1], row[8])
     if state is None:
-        if sequence != 1 or not isinstance(event, ev.ComplaintReceived):
-            raise FoldError(f"{complaint_id} #{sequence}: a complaint starts with ComplaintReceived #1")
-        if prev_hash != GENESIS:
-            raise FoldError(f"{complaint_id} #1: the first record must link to the genesis hash")
-        return Complaint(complaint_id=complaint_id, head=head, **_checked(event, event.apply(None, occurred_at)))
-    if complaint_id != state.complaint_id:
-        raise FoldError(f"record for {complaint_id} applied to {state.complaint_id}")
-    if sequence != state.head.sequence + 1:
-        raise FoldError(f"{state.complaint_id}: expected #{state.head.sequence + 1}, got #{sequence}")
-    if prev_hash != state.head.hash:
-        raise FoldError(f"{state.complaint_id} #{sequence}: prev_hash does not match the head")
-    changes = _checked(event, event.apply(state, occurred_at))
-    return _changed(state, {**changes, "head": head})
+        return _received(row, event, head)
+    _follows(state.complaint_id, state.head.sequence, state.head.hash, row)
+    return _changed(state, {**_checked(event, event.apply(state, row[4])), "head": head})
+
+
+def _received(row: Sequence[Any], event: ev.Event, head: ChainHead) -> Complaint:
+    """The state a complaint's first row starts."""
+    complaint_id, sequence, occurred_at, prev_hash = row[0], row[1], row[4], row[7]
+    if sequence != 1 or not isinstance(event, ev.ComplaintReceived):
+        raise FoldError(f"{complaint_id} #{sequence}: a complaint starts with ComplaintReceived #1")
+    if prev_hash != GENESIS:
+        raise FoldError(f"{complaint_id} #1: the first record must link to the genesis hash")
+    return Complaint(complaint_id=complaint_id, head=head, **_checked(event, event.apply(None, occurred_at)))
+
+
+def _follows(complaint_id: str, head_sequence: int, head_hash: str, row: Sequence[Any]) -> None:
+    """A row must be the complaint's next, linked to its head."""
+    if row[0] != complaint_id:
+        raise FoldError(f"record for {row[0]} applied to {complaint_id}")
+    if row[1] != head_sequence + 1:
+        raise FoldError(f"{complaint_id}: expected #{head_sequence + 1}, got #{row[1]}")
+    if row[7] != head_hash:
+        raise FoldError(f"{complaint_id} #{row[1]}: prev_hash does not match the head")
+
+
+class Folding:
+    """Complaints folded in place, for a reader that owns the states it folds (the report, over millions of
+    rows): the same checks and the same changes as :func:`evolve_row`, without a copy of the complaint and a new
+    head for every row (together a third of a fold step). Each state lives here alone, changed in place (its
+    fields replaced, never the lists and models they hold: ``apply`` builds new ones); what leaves is a copy
+    with its head (:meth:`state`), and what comes in is copied (:meth:`adopt`)."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, Complaint] = {}
+        self._heads: dict[str, tuple[int, str]] = {}
+
+    def __contains__(self, complaint_id: object) -> bool:
+        return complaint_id in self._states
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def ids(self) -> list[str]:
+        return list(self._states)
+
+    def add(self, row: Sequence[Any]) -> Complaint:
+        """Fold one row (a complaint's first, or the next of one folded here). The state returned is only to
+        be read, before the next row is added."""
+        event = ev.parse_event(row[2], row[3], row[6])
+        complaint_id = row[0]
+        state = self._states.get(complaint_id)
+        if state is None:
+            state = self._states[complaint_id] = _received(row, event, ChainHead.of(row[1], row[8]))
+        else:
+            _follows(complaint_id, *self._heads[complaint_id], row)
+            changes = _checked(event, event.apply(state, row[4]))
+            state.__dict__.update(changes)
+            fields_set = state.__pydantic_fields_set__
+            if not changes.keys() <= fields_set:
+                object.__setattr__(state, "__pydantic_fields_set__", fields_set | changes.keys())
+        self._heads[complaint_id] = (row[1], row[8])
+        return state
+
+    def state(self, complaint_id: str) -> Complaint:
+        """A complaint's state as :func:`evolve_row` would have folded it: a copy, with its head."""
+        return _changed(self._states[complaint_id], {"head": ChainHead.of(*self._heads[complaint_id])})
+
+    def adopt(self, state: Complaint) -> None:
+        """Go on folding a state folded elsewhere (a copy is kept)."""
+        self._states[state.complaint_id] = _changed(state, {})
+        self._heads[state.complaint_id] = (state.head.sequence, state.head.hash)
+
+    def drop(self, complaint_id: str) -> None:
+        self._states.pop(complaint_id, None)
+        self._heads.pop(complaint_id, None)
 
 
 _FIELDS = frozenset(Complaint.model_fields) - {"complaint_id", "head"}

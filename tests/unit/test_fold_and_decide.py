@@ -696,6 +696,58 @@ def test_each_step_of_the_fold_is_what_pydantics_model_copy_gives() -> None:
             assert replaced(deadline, change).model_fields_set == deadline.model_copy(update=change).model_fields_set
 
 
+def test_folding_in_place_gives_at_every_step_what_the_copying_fold_gives_and_changes_nothing_handed_out() -> None:
+    """The report's fold (Folding) changes its own states in place; what it hands out is what ``evolve`` gives,
+    field for field, and is left alone as folding goes on; a state it adopts is not changed by folding it."""
+    from domain.complaint import Folding, evolve
+
+    records = full_story().records
+    folding, state, handed = Folding(), None, []
+    for record in records:
+        state = evolve(state, record)
+        folding.add(record.row())
+        out = folding.state(record.complaint_id)
+        assert out == state and out.model_fields_set == state.model_fields_set
+        assert out.model_dump_json() == state.model_dump_json()
+        handed.append((out, out.model_dump_json()))
+    assert all(out.model_dump_json() == dumped for out, dumped in handed)
+
+    middle = fold(records[: len(records) // 2])
+    dumped = middle.model_dump_json()
+    resumed = Folding()
+    resumed.adopt(middle)
+    for record in records[len(records) // 2:]:
+        resumed.add(record.row())
+    assert resumed.state("C-1001") == state and middle.model_dump_json() == dumped
+    resumed.drop("C-1001")
+    assert "C-1001" not in resumed and len(resumed) == 0
+
+
+@pytest.mark.parametrize("broken", ["another complaint", "a gap", "a broken link", "applied twice"])
+def test_folding_in_place_refuses_what_the_copying_fold_refuses(broken: str) -> None:
+    from domain.complaint import Folding, evolve
+
+    story = Story()
+    state = story.s
+    record = {"another complaint": another(state, WITHDRAWN, complaint_id="C-OTHER"),
+              "a gap": another(state, WITHDRAWN, head=state.head.model_copy(update={"sequence": 5})),
+              "a broken link": another(state, WITHDRAWN, head=ChainHead(sequence=4, hash="f" * 64)),
+              "applied twice": story.records[-1]}[broken]
+    folding = Folding()
+    for earlier in story.records:
+        folding.add(earlier.row())
+    with pytest.raises(FoldError) as copying:
+        evolve(state, record)
+    if broken == "another complaint":  # Folding keys states by complaint: it is another one's first row
+        with pytest.raises(FoldError, match="starts with ComplaintReceived #1"):
+            folding.add(record.row())
+    else:
+        with pytest.raises(FoldError) as in_place:
+            folding.add(record.row())
+        assert str(in_place.value) == str(copying.value)
+    assert folding.state("C-1001") == state
+
+
 def test_the_folded_state_holds_no_personal_data() -> None:
     dumped = full_story().s.model_dump_json()
     for personal in ("Siti", "siti", "Rahmawati", "Pesanan", "courier", "Where is my parcel", "Thanks."):
