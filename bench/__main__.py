@@ -18,8 +18,10 @@ from bench.synthetic import template
 from bench.write import write
 from codec import connect_temporal
 from codec.encryption import EncryptionCodec, parse_keys
+from dev.mailserver import mail_server_process
 from dev.stack import embedded_stack
 from eventlog.connect import create_pool
+from settings import MailSettings
 from worker import build_worker
 
 STEPS = 16
@@ -48,7 +50,9 @@ async def run(console: Console, only: set[str]) -> Results:
             try:
                 advance("embedded stack started")
                 if "throughput" in only:
-                    await throughput.measure(client, pool, results, advance)
+                    with mail_server_process(Path(tmp) / "relay") as (host, port):
+                        await throughput.measure(client, pool, results, advance,
+                                                 mail=MailSettings(smtp_host=host, smtp_port=port))
                 else:
                     async with build_worker(client, pool, throughput.QUEUE):
                         await throughput.calibrate(client, pool)

@@ -32,9 +32,10 @@ INSERT = f"INSERT INTO raw_events ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(
 
 
 class Appenders:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, table: str = "raw_events") -> None:
         self.pool = pool
         self.store = PostgresEventStore(pool)
+        self.insert = INSERT.replace("raw_events", table)
 
     async def ours(self, batch: Sequence[Recorded]) -> None:
         await self.store.append(batch, workflow_id=f"complaint-{batch[0].complaint_id}", run_id="bench")
@@ -42,10 +43,10 @@ class Appenders:
     async def raw(self, batch: Sequence[Recorded]) -> None:
         async with self.pool.acquire() as conn:
             if len(batch) == 1:
-                await conn.execute(INSERT, *row(batch[0]))
+                await conn.execute(self.insert, *row(batch[0]))
             else:
                 async with conn.transaction():
-                    await conn.executemany(INSERT, [row(r) for r in batch])
+                    await conn.executemany(self.insert, [row(r) for r in batch])
 
 
 async def _rate(append: Callable[[Sequence[Recorded]], Awaitable[None]], complaints: list[Batches],
@@ -115,6 +116,7 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
                     advance(f"appends: {name}")
             finally:
                 await wide_pool.close()
+            await _table_lever(db, appenders, fresh, complaints, results)
             results.lever("batching a step's events in one append",
                           f"{rates[cases[1][0]]:,.0f} events/s in the workflow's batches vs "
                           f"{rates[cases[0][0]]:,.0f} one event per call", "kept: one append per step")
@@ -131,6 +133,27 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
                           "the pool too" if size == 10 else "not kept: the worker's other queries share the pool")
         advance("appends: pool sizes")
     _canonical_lever(template, results)
+
+
+async def _table_lever(db: Postgres, appenders: Appenders, fresh: Callable[[int], list[Batches]], complaints: int,
+                       results: Results) -> None:
+    """What the log's table costs before its append function does anything: the same inserts as raw, into
+    complaint_events itself (by its owner: the app role may not insert), 8 complaints at once, interleaved."""
+    owner = await create_pool(db.admin_url, max_size=10)
+    try:
+        direct = Appenders(owner, table="complaint_events")
+        rates: dict[str, list[float]] = {"table": [], "raw": [], "ours": []}
+        order = [("table", direct.raw), ("raw", appenders.raw), ("ours", appenders.ours)]
+        for n in range(ROUNDS):
+            for name, append in order if n % 2 == 0 else order[::-1]:
+                rates[name].append(await _rate(append, fresh(complaints), 8))
+    finally:
+        await owner.close()
+    table, raw, ours = (sorted(rates[k])[ROUNDS // 2] for k in ("table", "raw", "ours"))
+    results.lever("the log's table alone (complaint_events: its indexes, its transaction column), no function",
+                  f"{table:,.0f} events/s, {table / raw:.2f} of raw, 8 complaints at once (the append function: "
+                  f"{ours / raw:.2f}); medians of {ROUNDS} interleaved rounds",
+                  "the table's own cost bounds what any append function can reach against raw inserts")
 
 
 def _canonical_lever(template: Batches, results: Results) -> None:

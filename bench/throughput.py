@@ -28,7 +28,7 @@ from bench.bare import MARKS, BareWorkflow, Kind, Plan, Step, noop
 from bench.figures import Figure, Results, percentile, stopwatch
 from domain import commands as cmd
 from domain.vocabulary import Stage
-from settings import Settings
+from settings import MailSettings, Settings
 from worker import build_worker
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "late-delivery.json"
@@ -195,7 +195,9 @@ async def bare_run(client: Client, plan: Plan, count: int, concurrency: int) -> 
 
 
 async def measure(client: Client, pool: asyncpg.Pool, results: Results, advance: Callable[[str], None],
-                  count: int = 160, concurrency: int = 20) -> None:
+                  count: int = 160, concurrency: int = 20, mail: MailSettings | None = None) -> None:
+    """``mail``: the relay the workers send through (the bench's runs in a process of its own, as in production:
+    the stack's, in this process, would have the measured process serve SMTP too)."""
     section = "1. Throughput and latency"
     # Appends as local activities (COMPLAINTS_LOCAL_APPENDS=1; activities by default, see settings.py); the same
     # complaints with appends as (remote) activities are the baseline of issue 17's goals, on a queue of their own.
@@ -203,8 +205,8 @@ async def measure(client: Client, pool: asyncpg.Pool, results: Results, advance:
     local_appends = configured.model_copy(update={"local_appends": True})
     activity_appends = configured.model_copy(update={"local_appends": False})
     async with Worker(client, task_queue=BARE_QUEUE, workflows=[BareWorkflow], activities=[noop]), \
-            build_worker(client, pool, QUEUE, run_options=local_appends), \
-            build_worker(client, pool, LOCAL_QUEUE, run_options=activity_appends):
+            build_worker(client, pool, QUEUE, run_options=local_appends, mail=mail), \
+            build_worker(client, pool, LOCAL_QUEUE, run_options=activity_appends, mail=mail):
         plan = await calibrate(client, pool)
         await bare_run(client, plan, 10, concurrency)  # warm both up: imports, caches, connections
         await real_run(client, pool, 10, concurrency)
@@ -251,7 +253,7 @@ async def measure(client: Client, pool: asyncpg.Pool, results: Results, advance:
                   "workflow task (the log returns the batch the run stored there, and the run folds it), but "
                   "temporalio 1.35's core can defer a local activity's result past a query's workflow task, "
                   "leaving a history that does not replay (make reliability, Temporal SIGKILL)")
-    async with build_worker(client, pool, QUEUE, max_cached_workflows=0):
+    async with build_worker(client, pool, QUEUE, max_cached_workflows=0, mail=mail):
         uncached = await real_run(client, pool, count // 2, concurrency)
     advance("throughput: without the sticky cache")
     results.lever("sticky queues / workflow cache",

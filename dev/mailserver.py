@@ -193,3 +193,49 @@ def _free_port(host: str, preferred: int) -> int:
                 continue
             return int(sock.getsockname()[1])
     raise OSError("no free port")
+
+
+@contextlib.contextmanager
+def mail_server_process(maildir: Path, *, host: str = "127.0.0.1") -> Iterator[tuple[str, int]]:
+    """The same server in a process of its own (``python -m dev.mailserver``), as a relay is in production: for a
+    benchmark, whose measured process must not also serve SMTP. Yields (host, port); no controls (refuse_next...).
+    Stopped on exit."""
+    import subprocess
+    import sys
+
+    from dev.stack import die_with_parent
+
+    child = subprocess.Popen([sys.executable, "-m", "dev.mailserver", str(maildir), host],
+                             cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
+                             stdin=subprocess.PIPE, preexec_fn=die_with_parent)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().decode().strip()
+        if not line.isdigit():
+            raise RuntimeError(f"the mail server process did not start (exit code {child.poll()})")
+        yield host, int(line)
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()  # its end of the pipe: it stops
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def main() -> None:
+    """``python -m dev.mailserver MAILDIR [HOST]``: serve on a free port, print it, stop when stdin closes."""
+    import sys
+
+    maildir, host = Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    server = start_mail_server(maildir, host=host, port=0)
+    print(server.port, flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -114,6 +114,21 @@ async def test_no_server_is_a_transient_failure(tmp_path: Path) -> None:
         await EmailChannel(settings).send(outbound())
 
 
+async def test_the_mail_server_in_a_process_of_its_own_files_what_it_takes_and_stops_with_its_block(
+        tmp_path: Path) -> None:
+    """The bench's relay (dev.mailserver.mail_server_process): a real SMTP server in a child process."""
+    from dev.mailserver import mail_server_process, read_maildir
+
+    with mail_server_process(tmp_path / "relay") as (host, port):
+        settings = MailSettings(smtp_host=host, smtp_port=port, smtp_timeout=5, reply_key="k" * 32)
+        message = outbound()
+        await EmailChannel(settings).send(message)
+        [(_key, _at, got)] = read_maildir(tmp_path / "relay")
+        assert got["Message-ID"] == message.message_id and got["Subject"] == SUBJECT
+    with pytest.raises(DeliveryDeferred, match=r"(?i)connect"):  # stopped: nothing listens there any more
+        await EmailChannel(settings).send(outbound())
+
+
 async def test_an_acknowledgement_lost_after_delivery_leaves_two_copies_of_one_message(mail_server: Any) -> None:
     """The server stores the message, then answers 451 (its acknowledgement lost): the sender cannot know and
     retries. The customer gets it twice, as the same message: one Message-ID, which mail programs collapse."""
