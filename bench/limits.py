@@ -19,7 +19,8 @@ LIMITS: dict[str, str] = {
         "Python process is the bottleneck. The mail relay the workers send through runs in a process of its "
         "own, as a relay does in production (in the measured process, serving SMTP and filing mail took about "
         "8% of its samples under py-spy; by hand, 0.83 against 0.79 of bare with it apart, one run of 2 rounds). "
-        "Of what is left, building each email with the standard library's header classes takes about 4%. Runs on this 2-core machine have given 0.77 to 0.87 against the "
+        "Of what is left, building each email with the standard library's header classes takes about 4%. "
+        "Runs on this 2-core machine have given 0.77 to 0.87 against the "
         "bare workflow and 1.27x to 1.45x local against activity appends: both goals lie within the "
         "run-to-run noise, so one run may miss them."
     ),
@@ -70,7 +71,8 @@ LIMITS: dict[str, str] = {
         "the states it owns are changed field by field, heads kept as pairs; callgrind: 93,000 instructions "
         "per event, 115,000 when each step copied the state and built a head), copies deadlines without "
         "pydantic's generic copying and counts business days by whole weeks: what remains is each event parsed "
-        "by its pydantic model (a quarter of a step) and applied, which bounds it on two cores. The live report (audit/live.py) answers from figures a consumer keeps, folding each "
+        "by its pydantic model (a quarter of a step) and applied, which bounds it on two cores. "
+        "The live report (audit/live.py) answers from figures a consumer keeps, folding each "
         "event once, as it is appended. verify --since-checkpoint costs what the new events cost, plus what "
         "does not shrink: the command's start-up (about 0.5 s: the CLI, pydantic and the models; Temporal's SDK "
         "is no longer imported by a command of the log alone, which saved about a third), reading the kept "
@@ -107,8 +109,8 @@ LIMITS: dict[str, str] = {
     ),
     "Not tried yet": (
         "fewer commands per waiting complaint (search-attribute upserts merged, timers only for the next "
-        "deadline) for the memory goal; for the appends goal, no recomputation of hashes the workflow computed, or a leaner table (fewer "
-        "indexes: within the run-to-run noise by hand); for the report, a fold that parses only the events "
-        "whose changes it reads."
+        "deadline) for the memory goal; for the appends goal, no recomputation of hashes the workflow "
+        "computed, or a leaner table (fewer indexes: within the run-to-run noise by hand); for the report, a "
+        "fold that parses only the events whose changes it reads."
     ),
 }
