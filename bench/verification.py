@@ -162,22 +162,27 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
                 results.lever("COPY for bulk loads", f"{rate:,.0f} rows/s by COPY ({size:,}) vs "
                               f"{executemany:,.0f} by executemany ({SIZES[0]:,})",
                               "kept COPY for synthetic loads; appends stay one function call per batch")
-            floor = await read_floor(db)
-            seconds, verdict = command(db, "verify", "--all", "--log-only", "--json")
+            # Each side the faster of two runs, the read once before and once after the commands: a slow minute
+            # of a shared machine (a read of 1M rows has taken from 6 to 19 s) lands on one run, not on a figure.
+            before = await read_floor(db)
+            seconds, verdict = min((command(db, "verify", "--all", "--log-only", "--json") for _ in range(2)),
+                                   key=lambda run: run[0])
             assert verdict.get("ok") is True and verdict.get("events") == size, verdict
+            scanned, report = min((command(db, "report", "--json", "--scan") for _ in range(2)), key=lambda run: run[0])
+            assert report.get("events") == size, report
+            floor = min(before, await read_floor(db))
             last = size == SIZES[-1]
             results.add(Figure(section, f"verify --all --log-only, {size:,} events", size / seconds, size / floor,
                                "events/s", goal=">= 0.5 of reading" if last else "",
                                met=size / seconds >= 0.5 * size / floor if last else None,
                                note=f"{seconds:.1f} s, of which ~{startup:.1f} s starting Python; {processes()} "
-                                    "processes; baseline: reading the same rows in one"))
-            seconds, report = command(db, "report", "--json", "--scan")
-            assert report.get("events") == size, report
-            results.add(Figure(section, f"report, {size:,} events", seconds, floor, "s", higher_is_better=False,
-                               goal="<= 2x reading" if last else "", met=seconds <= 2 * floor if last else None,
-                               note=f"{processes()} processes; baseline: reading the same rows in one"))
+                                    "processes; baseline: reading the same rows in one; each the faster of two"))
+            results.add(Figure(section, f"report, {size:,} events", scanned, floor, "s", higher_is_better=False,
+                               goal="<= 2x reading" if last else "", met=scanned <= 2 * floor if last else None,
+                               note=f"{processes()} processes; baseline: reading the same rows in one; each the "
+                                    "faster of two"))
             if last:
-                await live_figures(db, report, seconds, results, section, startup)
+                await live_figures(db, report, scanned, results, section, startup)
                 await since_checkpoint(db, template, results, section, startup)
         advance(f"verification: {size:,} events in PostgreSQL")
 
