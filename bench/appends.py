@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import asyncpg
 
 from bench.figures import Figure, Results, stopwatch
-from bench.synthetic import ROW_COLUMNS, Batches, clone, row
+from bench.synthetic import Batches, clone, insert_into, row
 from dev.stack import Postgres, scratch_database
 from domain.chain import Recorded, canonical_json
 from eventlog import PostgresEventStore
@@ -28,14 +28,13 @@ GRANT INSERT, SELECT ON raw_events TO complaints_app;
 """
 #: Rounds per figure: on a shared 2-core machine one round's ratio swung by a fifth between runs.
 ROUNDS = 3
-INSERT = f"INSERT INTO raw_events ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(f'${i}' for i in range(1, 12))})"
 
 
 class Appenders:
     def __init__(self, pool: asyncpg.Pool, table: str = "raw_events") -> None:
         self.pool = pool
         self.store = PostgresEventStore(pool)
-        self.insert = INSERT.replace("raw_events", table)
+        self.insert = insert_into(table)
 
     async def ours(self, batch: Sequence[Recorded]) -> None:
         await self.store.append(batch, workflow_id=f"complaint-{batch[0].complaint_id}", run_id="bench")

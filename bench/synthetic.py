@@ -15,6 +15,11 @@ ROW_COLUMNS = ["complaint_id", "sequence", "type", "schema_version", "occurred_a
                "prev_hash", "hash", "workflow_id", "run_id"]
 
 
+def insert_into(table: str) -> str:
+    """One :func:`row` inserted into ``table`` (complaint_events, or a benchmark's raw table of the same columns)."""
+    return f"INSERT INTO {table} ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join(f'${i}' for i in range(1, 12))})"
+
+
 async def template(admin_url: str, complaint_id: str) -> Batches:
     """One complaint's records, grouped by the transaction (one append each) that wrote them."""
     conn = await connect(admin_url)

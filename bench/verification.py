@@ -17,7 +17,7 @@ import orjson
 
 from audit.parts import bulk, processes
 from bench.figures import Figure, Results, stopwatch
-from bench.synthetic import ROW_COLUMNS, Batches, clones, row
+from bench.synthetic import ROW_COLUMNS, Batches, clones, insert_into, row
 from dev.stack import Postgres, scratch_database
 from domain.chain import Chains, Recorded, canonical_time
 from eventlog.connect import connect
@@ -88,10 +88,8 @@ async def load(db: Postgres, complaints: Complaints, copy: bool = True) -> float
             if copy:
                 await conn.copy_records_to_table("complaint_events", records=rows, columns=ROW_COLUMNS)
             else:
-                insert = (f"INSERT INTO complaint_events ({', '.join(ROW_COLUMNS)}) "
-                          f"VALUES ({', '.join(f'${i}' for i in range(1, 12))})")
                 async with conn.transaction():
-                    await conn.executemany(insert, rows)
+                    await conn.executemany(insert_into("complaint_events"), rows)
         await conn.execute("VACUUM (FREEZE, ANALYZE) complaint_events")  # as an aged table is: hint bits set
     finally:
         await conn.close()

@@ -182,11 +182,7 @@ class Folding:
             state = self._states[complaint_id] = _received(row, event, ChainHead.of(row[1], row[8]))
         else:
             _follows(complaint_id, *self._heads[complaint_id], row)
-            changes = _checked(event, event.apply(state, row[4]))
-            state.__dict__.update(changes)
-            fields_set = state.__pydantic_fields_set__
-            if not changes.keys() <= fields_set:
-                object.__setattr__(state, "__pydantic_fields_set__", fields_set | changes.keys())
+            ev.replace_in_place(state, _checked(event, event.apply(state, row[4])))
         self._heads[complaint_id] = (row[1], row[8])
         return state
 

@@ -763,11 +763,23 @@ def replaced(model: M, changes: Mapping[str, Any]) -> M:
     Like model_copy, it validates nothing."""
     copy = type(model).__new__(type(model))
     _set(copy, "__dict__", {**model.__dict__, **changes})
-    fields_set = model.__pydantic_fields_set__  # shared while no new field is set: a frozen model's never changes
-    _set(copy, "__pydantic_fields_set__", fields_set if changes.keys() <= fields_set else fields_set | changes.keys())
+    _set(copy, "__pydantic_fields_set__", _marked(model, changes))
     _set(copy, "__pydantic_extra__", None)
     _set(copy, "__pydantic_private__", None)
     return copy
+
+
+def replace_in_place(model: BaseModel, changes: Mapping[str, Any]) -> None:
+    """What :func:`replaced` gives, made to ``model`` itself: only for a model nobody else holds (the report's
+    fold, domain.complaint.Folding). Its fields are replaced, never changed within."""
+    model.__dict__.update(changes)
+    _set(model, "__pydantic_fields_set__", _marked(model, changes))
+
+
+def _marked(model: BaseModel, changes: Mapping[str, Any]) -> set[str]:
+    """The fields set once ``changes`` are made, as pydantic marks them."""
+    fields_set = model.__pydantic_fields_set__  # shared while no new field is set: a frozen model's never changes
+    return fields_set if changes.keys() <= fields_set else fields_set | changes.keys()
 
 
 def meet(deadlines: list[DeadlineState], kind: DeadlineKind, at: datetime) -> list[DeadlineState]:
