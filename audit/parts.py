@@ -70,7 +70,7 @@ async def _report_of(store: PostgresEventStore, part: Part, upto: Cursor, advanc
 
     builder = ReportBuilder(since)
     add = builder.add_row
-    async for page in store.part(part, upto, spelled=False):  # the report hashes nothing
+    async for page in store.part(part, upto, folding=True):
         for row in page:
             add(row)  # the part's rows begin with the record's fields, in their order
         advance(len(page))

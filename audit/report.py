@@ -17,6 +17,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from domain import events as ev
 from domain.chain import Recorded
 from domain.complaint import Complaint, Folding
 from domain.intake import Jurisdiction
@@ -143,7 +144,7 @@ class ReportBuilder:
             return
         if row[1] != 1 and cid not in self._open:
             return  # a complaint closed earlier in the log: nothing more counts (a verified log has none)
-        state = self._open.add(row)
+        state, event = self._open.add(row)
         if row[1] == 1:
             if self.report.since and state.received_at.date() < self.report.since:
                 self._open.drop(cid)
@@ -151,26 +152,26 @@ class ReportBuilder:
                 return
             self.report.complaints += 1
         self.report.events += 1
-        self._count(state, row[2], row[6])
+        self._count(state, event)
         if not state.is_open:
             self._open.drop(cid)
             self._settle(state)
 
-    def _count(self, state: Complaint, kind: str, payload: dict[str, Any]) -> None:
-        """The figures an event of ``kind`` adds to (most kinds add to none)."""
+    def _count(self, state: Complaint, event: ev.Event) -> None:
+        """The figures an event adds to (most kinds add to none)."""
         r = self.report
-        if kind == "ComplaintAcknowledged" and state.acknowledged_at is not None:
+        if isinstance(event, ev.ComplaintAcknowledged) and state.acknowledged_at is not None:
             r.acknowledgement_days[_days(state, state.acknowledged_at)] += 1
-        elif kind == "SlaBreached":
-            r.breaches[(state.jurisdiction.value, payload["kind"])] += 1
-        elif kind == "FollowUpRecorded":
-            r.satisfaction[int(payload["satisfaction"])] += 1
-        elif kind == "CustomerChurned":
-            r.churn[payload["category"]] += 1
-        elif kind in ("RemedyChosen", "RemedyDefaulted") and state.offer is not None:
-            option = state.offer.option(payload["option_id"])
+        elif isinstance(event, ev.SlaBreached):
+            r.breaches[(state.jurisdiction.value, event.kind.value)] += 1
+        elif isinstance(event, ev.FollowUpRecorded):
+            r.satisfaction[event.satisfaction] += 1
+        elif isinstance(event, ev.CustomerChurned):
+            r.churn[event.category.value] += 1
+        elif isinstance(event, ev.RemedyChosen | ev.RemedyDefaulted) and state.offer is not None:
+            option = state.offer.option(event.option_id)
             if option is not None:
-                r.remedies[(option.kind.value, "chosen" if kind == "RemedyChosen" else "defaulted")] += 1
+                r.remedies[(option.kind.value, "chosen" if isinstance(event, ev.RemedyChosen) else "defaulted")] += 1
 
     def _settle(self, state: Complaint) -> None:
         """Figures taken once per complaint: when it closes, or at the end for those still open."""

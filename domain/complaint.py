@@ -172,9 +172,10 @@ class Folding:
     def ids(self) -> list[str]:
         return list(self._states)
 
-    def add(self, row: Sequence[Any]) -> Complaint:
-        """Fold one row (a complaint's first, or the next of one folded here). The state returned is only to
-        be read, before the next row is added."""
+    def add(self, row: Sequence[Any]) -> tuple[Complaint, ev.Event]:
+        """Fold one row (a complaint's first, or the next of one folded here); its payload may be a mapping or
+        its JSON text (:func:`domain.events.parse_event`). Gives the state, only to be read before the next row
+        is added, and the row's event."""
         event = ev.parse_event(row[2], row[3], row[6])
         complaint_id = row[0]
         state = self._states.get(complaint_id)
@@ -184,7 +185,7 @@ class Folding:
             _follows(complaint_id, *self._heads[complaint_id], row)
             ev.replace_in_place(state, _checked(event, event.apply(state, row[4])))
         self._heads[complaint_id] = (row[1], row[8])
-        return state
+        return state, event
 
     def state(self, complaint_id: str) -> Complaint:
         """A complaint's state as :func:`evolve_row` would have folded it: a copy, with its head."""

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.intake import Channel, Jurisdiction, Severity, SubjectKind
@@ -811,11 +812,17 @@ def _registry() -> dict[str, type[Event]]:
 EVENT_TYPES: dict[str, type[Event]] = _registry()
 
 
-def parse_event(type_name: str, version: int, payload: dict[str, Any]) -> Event:
-    """A stored payload back into its event, upcast to the current schema version."""
+def parse_event(type_name: str, version: int, payload: dict[str, Any] | str) -> Event:
+    """A stored payload back into its event, upcast to the current schema version. The payload is a mapping, or
+    its JSON text as the log stores it: pydantic reads a current version's text into the event in one pass
+    (a bulk reader's fold then parses no JSON of its own: together a third less than parsing, then validating)."""
     try:
         cls = EVENT_TYPES[type_name]
     except KeyError:
         raise ValueError(f"unknown event type {type_name!r}") from None
-    event: Event = cls.__pydantic_validator__.validate_python(cls.upcast(payload, version))  # model_validate's
+    if isinstance(payload, str) and version == cls.version:
+        event: Event = cls.__pydantic_validator__.validate_json(payload)  # model_validate_json's
+        return event
+    mapping = orjson.loads(payload) if isinstance(payload, str) else payload
+    event = cls.__pydantic_validator__.validate_python(cls.upcast(mapping, version))  # model_validate's
     return event

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, get_args, get_origin, get_type_hints
 
+import orjson
 import pytest
 from pydantic import BaseModel
 from temporalio import activity
@@ -166,3 +167,24 @@ def test_every_activity_the_workflow_calls_is_implemented_with_its_stubs_signatu
         wanted, found = get_type_hints(stub), get_type_hints(registered[name])
         found.pop("self", None)
         assert wanted == found, f"activity {name}: the stub says {wanted}, the implementation {found}"
+
+
+@pytest.mark.parametrize("event_type", EVENTS, ids=lambda c: c.__name__)
+def test_every_event_reads_the_same_from_its_stored_json_text_as_from_the_mapping(event_type: type[ev.Event]) -> None:
+    """The report's fold reads payloads as the log's JSON text (pydantic parses it into the event in one pass);
+    every other reader gives a mapping. Both give the same event, and refuse the same payloads."""
+    payload = sample(event_type).model_dump(mode="json")
+    name = event_type.__name__
+    as_stored = orjson.dumps(dict(reversed(payload.items()))).decode()  # jsonb keeps its own key order
+    from_text = ev.parse_event(name, event_type.version, as_stored)
+    assert from_text == ev.parse_event(name, event_type.version, payload)
+    assert from_text.model_fields_set == ev.parse_event(name, event_type.version, payload).model_fields_set
+
+    wrong = {**payload, "misspelt": 1}
+    with pytest.raises(ValueError, match="misspelt") as from_mapping:
+        ev.parse_event(name, event_type.version, wrong)
+    with pytest.raises(ValueError, match="misspelt") as text:
+        ev.parse_event(name, event_type.version, orjson.dumps(wrong).decode())
+    assert [e["loc"] for e in text.value.errors()] == [e["loc"] for e in from_mapping.value.errors()]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=f"{name} has no upcaster from version {event_type.version + 1}"):
+        ev.parse_event(name, event_type.version + 1, as_stored)
