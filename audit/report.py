@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -158,20 +158,10 @@ class ReportBuilder:
             self._settle(state)
 
     def _count(self, state: Complaint, event: ev.Event) -> None:
-        """The figures an event adds to (most kinds add to none)."""
-        r = self.report
-        if isinstance(event, ev.ComplaintAcknowledged) and state.acknowledged_at is not None:
-            r.acknowledgement_days[_days(state, state.acknowledged_at)] += 1
-        elif isinstance(event, ev.SlaBreached):
-            r.breaches[(state.jurisdiction.value, event.kind.value)] += 1
-        elif isinstance(event, ev.FollowUpRecorded):
-            r.satisfaction[event.satisfaction] += 1
-        elif isinstance(event, ev.CustomerChurned):
-            r.churn[event.category.value] += 1
-        elif isinstance(event, ev.RemedyChosen | ev.RemedyDefaulted) and state.offer is not None:
-            option = state.offer.option(event.option_id)
-            if option is not None:
-                r.remedies[(option.kind.value, "chosen" if isinstance(event, ev.RemedyChosen) else "defaulted")] += 1
+        """The figures an event adds to (most kinds add to none: one lookup)."""
+        counts = _COUNTS.get(type(event))
+        if counts is not None:
+            counts(self.report, state, event)
 
     def _settle(self, state: Complaint) -> None:
         """Figures taken once per complaint: when it closes, or at the end for those still open."""
@@ -190,6 +180,35 @@ class ReportBuilder:
         self.report.open = len(self._open)
         self._open = Folding()
         return self.report
+
+
+def _acknowledged(r: Report, state: Complaint, event: ev.ComplaintAcknowledged) -> None:
+    if state.acknowledged_at is not None:
+        r.acknowledgement_days[_days(state, state.acknowledged_at)] += 1
+
+
+def _breached(r: Report, state: Complaint, event: ev.SlaBreached) -> None:
+    r.breaches[(state.jurisdiction.value, event.kind.value)] += 1
+
+
+def _followed_up(r: Report, state: Complaint, event: ev.FollowUpRecorded) -> None:
+    r.satisfaction[event.satisfaction] += 1
+
+
+def _churned(r: Report, state: Complaint, event: ev.CustomerChurned) -> None:
+    r.churn[event.category.value] += 1
+
+
+def _remedied(r: Report, state: Complaint, event: ev.RemedyChosen | ev.RemedyDefaulted) -> None:
+    option = state.offer.option(event.option_id) if state.offer is not None else None
+    if option is not None:
+        r.remedies[(option.kind.value, "chosen" if isinstance(event, ev.RemedyChosen) else "defaulted")] += 1
+
+
+#: What each kind of event adds to the figures (the state is the complaint's after the event).
+_COUNTS: dict[type[ev.Event], Callable[[Report, Complaint, Any], None]] = {
+    ev.ComplaintAcknowledged: _acknowledged, ev.SlaBreached: _breached, ev.FollowUpRecorded: _followed_up,
+    ev.CustomerChurned: _churned, ev.RemedyChosen: _remedied, ev.RemedyDefaulted: _remedied}
 
 
 def report_from_records(records: Iterable[Recorded], since: date | None = None) -> Report:

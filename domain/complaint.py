@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain import events as ev
 from domain.chain import GENESIS, ChainHead, Recorded
@@ -53,7 +53,7 @@ class Complaint(BaseModel):
     stage: Stage = Stage.received
     acknowledged_at: datetime | None = None
     policy: str | None = None
-    deadlines: list[DeadlineState] = []
+    deadlines: list[DeadlineState] = Field(default_factory=list)
     rung: Rung
     requested_rung: Rung | None = None
     meeting_at: datetime | None = None
@@ -78,19 +78,19 @@ class Complaint(BaseModel):
     reopen_count: int = 0
     #: The reopening whose deadlines are set (0: the intake's); below reopen_count, new ones are due.
     deadlines_round: int = 0
-    escalations: list[Escalation] = []
+    escalations: list[Escalation] = Field(default_factory=list)
     churn: ChurnCategory | None = None
     outcome: Outcome | None = None
     closed_at: datetime | None = None
     #: The customer's language once the conversation is open (ConversationOpened); None in older runs.
     language: str | None = None
     #: Messages owed and not yet sent or handed over; how many were ever owed (their keys' numbers).
-    outbox: list[Outgoing] = []
+    outbox: list[Outgoing] = Field(default_factory=list)
     messages_owed: int = 0
     #: The Message-IDs sent, in order: the thread a reply refers to.
-    thread: list[str] = []
+    thread: list[str] = Field(default_factory=list)
     #: Messages handed to an agent to deliver by hand, oldest first.
-    agent_tasks: list[str] = []
+    agent_tasks: list[str] = Field(default_factory=list)
     head: ChainHead = ChainHead()
 
     @property
