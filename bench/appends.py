@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from bench.figures import Figure, Results, stopwatch
+from bench.figures import ROUNDS, Figure, Results, stopwatch
 from bench.synthetic import Batches, clone, insert_into, row
 from dev.stack import Postgres, scratch_database
 from domain.chain import Recorded, canonical_json
@@ -26,8 +26,6 @@ CREATE TABLE raw_events (
     PRIMARY KEY (complaint_id, sequence));
 GRANT INSERT, SELECT ON raw_events TO complaints_app;
 """
-#: Rounds per figure: on a shared 2-core machine one round's ratio swung by a fifth between runs.
-ROUNDS = 3
 
 
 class Appenders:

@@ -59,6 +59,11 @@ def stopwatch() -> Iterator[Stopwatch]:
         watch.seconds = time.perf_counter() - started
 
 
+#: Interleaved rounds of ours and the baseline per figure where the two are timed apart (the median ratio is
+#: kept): on a shared 2-core machine one round's ratio swung by a fifth, and more, between runs.
+ROUNDS = 3
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     ordered = sorted(values)

@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 
 from audit.parts import bulk, processes
-from bench.figures import Figure, Results, stopwatch
+from bench.figures import ROUNDS, Figure, Results, stopwatch
 from bench.synthetic import ROW_COLUMNS, Batches, clones, insert_into, row
 from dev.stack import Postgres, scratch_database
 from domain.chain import Chains, Recorded, canonical_time
@@ -139,12 +139,25 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
     everything = await asyncio.to_thread(generate, template, SIZES[-1])
     advance("verification: 1,000,000 events generated")
     for size in SIZES:
-        seconds, events = chain_check(upto(everything, size))
-        floor = hashing_floor(upto(everything, size))
-        results.add(Figure(section, f"chain check alone, {size:,} events", events / seconds, floor, "events/s",
-                           goal=">= 0.5 of sha256 alone", met=events / seconds >= 0.5 * floor,
+        # The median of interleaved rounds, the order alternating: on unchanged code single rounds gave 0.32 to
+        # 0.57 of sha256 from one run to the next, as the shared machine's speed moved between the two timings.
+        rounds = []  # (ratio, events/s, sha256 events/s, seconds, events)
+        part = upto(everything, size)
+        for n in range(ROUNDS):
+            if n % 2:
+                floor = hashing_floor(part)
+                seconds, events = chain_check(part)
+            else:
+                seconds, events = chain_check(part)
+                floor = hashing_floor(part)
+            rounds.append((events / seconds / floor, events / seconds, floor, seconds, events))
+        _, ours, floor, seconds, events = sorted(rounds)[len(rounds) // 2]
+        ratios = ", ".join(f"{r[0]:.2f}" for r in sorted(rounds))
+        results.add(Figure(section, f"chain check alone, {size:,} events", ours, floor, "events/s",
+                           goal=">= 0.5 of sha256 alone", met=ours >= 0.5 * floor,
                            note=f"{events:,} events checked in {seconds:.2f} s on one core, as rows (what verify "
-                                "reads); baseline: sha256 alone over the same canonical bytes"))
+                                "reads); baseline: sha256 alone over the same canonical bytes; the median of "
+                                f"{ROUNDS} interleaved rounds (ratios {ratios})"))
     advance("verification: chain check")
     with stopwatch() as watch:
         subprocess.run([sys.executable, "-c", "import cli.main"], cwd=ROOT, check=True)
