@@ -114,6 +114,7 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
             finally:
                 await wide_pool.close()
             await _table_lever(db, appenders, fresh, complaints, results)
+            await _in_flight_lever(pool, fresh, complaints, results)
             results.lever("batching a step's events in one append",
                           f"{rates[cases[1][0]]:,.0f} events/s in the workflow's batches vs "
                           f"{rates[cases[0][0]]:,.0f} one event per call", "kept: one append per step")
@@ -151,6 +152,24 @@ async def _table_lever(db: Postgres, appenders: Appenders, fresh: Callable[[int]
                   f"{table:,.0f} events/s, {table / raw:.2f} of raw, 8 complaints at once (the append function: "
                   f"{ours / raw:.2f}); medians of {ROUNDS} interleaved rounds",
                   "the table's own cost bounds what any append function can reach against raw inserts")
+
+
+async def _in_flight_lever(pool: asyncpg.Pool, fresh: Callable[[int], list[Batches]], complaints: int,
+                           results: Results) -> None:
+    """How many calls one store keeps under way (PostgresEventStore.in_flight), 8 complaints at once,
+    interleaved: with 8, each append goes in a call of its own, as before appends went together."""
+    choices = (1, PostgresEventStore.in_flight, 8)
+    rates: dict[int, list[float]] = {n: [] for n in choices}
+    for n in range(ROUNDS):
+        for calls in choices if n % 2 == 0 else choices[::-1]:
+            appenders = Appenders(pool)
+            appenders.store.in_flight = calls
+            rates[calls].append(await _rate(appenders.ours, fresh(complaints), 8))
+    median = {calls: sorted(r)[ROUNDS // 2] for calls, r in rates.items()}
+    results.lever("appends that wait go together: calls under way per store",
+                  ", ".join(f"{calls}: {median[calls]:,.0f} events/s" for calls in choices)
+                  + f", 8 complaints at once; medians of {ROUNDS} interleaved rounds",
+                  f"kept {PostgresEventStore.in_flight} (8: each append in a call of its own, as before)")
 
 
 def _canonical_lever(template: Batches, results: Results) -> None:

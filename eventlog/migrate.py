@@ -50,7 +50,11 @@ _TABLES_WRITE = {APP: ["complaint_report_figures", "complaint_report_open", "com
                        "complaint_webhook_parked"], SEALER: [], ERASER: []}
 _FUNCTIONS = {
     APP: ["append_complaint_events(text, integer[], text[], integer[], timestamptz[], text[], jsonb[], text[], "
-          "text[], text, text, text)", "complaint_customer_key(text, text, bytea)",
+          "text[], text, text, text)",
+          # Appends that waited together, in one call (migrations/015_appends_together.sql).
+          "append_complaint_batches(integer[], text[], text[], text[], text[], integer[], text[], integer[], "
+          "timestamptz[], text[], jsonb[], text[], text[])",
+          "complaint_customer_key(text, text, bytea)",
           # Consumers of the log move their positions (migrations/010_subscriptions.sql).
           "advance_complaint_consumer(text, bigint, bigint, bigint, bigint, bigint)",
           "restart_complaint_report()", "rewind_complaint_webhook(text, bigint, bigint)"],

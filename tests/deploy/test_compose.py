@@ -275,11 +275,12 @@ async def test_the_roles_job_then_the_setup_jobs_migration_give_each_role_its_ri
                 rows = await conn.fetch(
                     "SELECT p.proname FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace"
                     " AND p.proname = ANY($2) AND has_function_privilege($1, p.oid, 'EXECUTE')", role,
-                    ["append_complaint_events", "complaint_customer_key", "record_complaint_checkpoint",
-                     "erase_complaint_customer"])
+                    ["append_complaint_events", "append_complaint_batches", "complaint_customer_key",
+                     "record_complaint_checkpoint", "erase_complaint_customer"])
                 return {r["proname"] for r in rows}
 
-            assert await executes("complaints_app") == {"append_complaint_events", "complaint_customer_key"}
+            assert await executes("complaints_app") == {"append_complaint_events", "append_complaint_batches",
+                                                        "complaint_customer_key"}
             assert await executes("complaints_sealer") == {"record_complaint_checkpoint"}
             assert await executes("complaints_eraser") == {"erase_complaint_customer"}
             for role in ("complaints_app", "complaints_sealer", "complaints_eraser"):

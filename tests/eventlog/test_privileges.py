@@ -112,6 +112,9 @@ async def test_the_application_role_still_appends_and_keys_through_its_functions
                   " signature) VALUES (999999, 1, 1, repeat('0', 64), now(), 'k', 's')"),
     (ERASER_ROLE, "SELECT append_complaint_events('X', ARRAY[1], ARRAY['t'], ARRAY[1], ARRAY[now()], ARRAY['a'],"
                   " ARRAY['{}'::jsonb], ARRAY[repeat('0', 64)], ARRAY[repeat('f', 64)], 'w', 'r')"),
+    (SEALER_ROLE, "SELECT append_complaint_batches(ARRAY[1], ARRAY['X'], ARRAY['w'], ARRAY['r'], ARRAY[NULL],"
+                  " ARRAY[1], ARRAY['t'], ARRAY[1], ARRAY[now()], ARRAY['a'], ARRAY['{}'::jsonb],"
+                  " ARRAY[repeat('0', 64)], ARRAY[repeat('f', 64)])"),
     (ERASER_ROLE, "UPDATE complaint_customer_keys SET wrapped_key = NULL, erased_at = now()"),
     (ERASER_ROLE, "SELECT record_complaint_checkpoint(999999, 1, 1, repeat('0', 64), now(), 'k', 's', NULL, 1)"),
     (ERASER_ROLE, "SELECT * FROM complaint_events"),
@@ -156,10 +159,10 @@ async def test_an_erasure_is_one_customer_and_is_recorded_with_who_and_why(
 async def test_every_write_function_runs_as_its_owner_with_a_fixed_search_path(admin: asyncpg.Connection) -> None:
     rows = await admin.fetch(
         "SELECT proname, prosecdef, proconfig, proacl::text AS acl FROM pg_proc WHERE proname IN"
-        " ('append_complaint_events', 'complaint_customer_key', 'erase_complaint_customer',"
-        " 'record_complaint_checkpoint', 'advance_complaint_consumer', 'restart_complaint_report',"
-        " 'rewind_complaint_webhook')")
-    assert len(rows) == 7
+        " ('append_complaint_events', 'append_complaint_batches', 'complaint_customer_key',"
+        " 'erase_complaint_customer', 'record_complaint_checkpoint', 'advance_complaint_consumer',"
+        " 'restart_complaint_report', 'rewind_complaint_webhook')")
+    assert len(rows) == 8
     for row in rows:
         assert row["prosecdef"], row["proname"]
         assert any(c.startswith("search_path=") for c in row["proconfig"]), row["proname"]
