@@ -184,6 +184,8 @@ class PostgresEventStore(EventStore):
     #: turns (one builds a call while the other waits for it); with two, one call is built and answered
     #: while the other runs. Measured with 8 and 32 complaints appending at once (bench/appends.py).
     in_flight = 2
+    #: The most appends one call takes together (those waiting beyond go in the next call).
+    most_together = 100
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -221,7 +223,7 @@ class PostgresEventStore(EventStore):
                 else:
                     try:
                         while self._waiting and not conn.is_closed():  # a broken one: the next call gets another
-                            await self._append_together(conn, self._take(MOST_TOGETHER))
+                            await self._append_together(conn, self._take(self.most_together))
                     finally:
                         with contextlib.suppress(*CONNECTION_ERRORS):  # the pool drops one it cannot reset
                             await self.pool.release(conn)
@@ -511,10 +513,6 @@ async def _notify(conn: asyncpg.Connection) -> None:
     a consumer that misses it finds the events at its next poll."""
     with contextlib.suppress(asyncpg.PostgresError):
         await conn.execute(f"NOTIFY {CHANNEL}")
-
-
-#: The most appends one call takes together (those waiting beyond go in the next call).
-MOST_TOGETHER = 100
 
 
 @dataclass(frozen=True)
