@@ -308,14 +308,7 @@ class PostgresEventStore(EventStore):
         written: int = await conn.fetchval(
             "SELECT append_complaint_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             records[0].complaint_id,
-            [r.sequence for r in records],
-            [r.type for r in records],
-            [r.schema_version for r in records],
-            [r.occurred_at for r in records],
-            [r.actor for r in records],
-            [r.payload for r in records],
-            [r.prev_hash for r in records],
-            [r.hash for r in records],
+            *_event_columns(records),
             workflow_id,
             run_id,
             update_id,
@@ -335,14 +328,7 @@ class PostgresEventStore(EventStore):
             [workflow_id for _, workflow_id, _, _ in batches],
             [run_id for _, _, run_id, _ in batches],
             [update_id for _, _, _, update_id in batches],
-            [r.sequence for r in events],
-            [r.type for r in events],
-            [r.schema_version for r in events],
-            [r.occurred_at for r in events],
-            [r.actor for r in events],
-            [r.payload for r in events],
-            [r.prev_hash for r in events],
-            [r.hash for r in events],
+            *_event_columns(events),
         )
         return counts
 
@@ -524,6 +510,14 @@ class _Append:
     run_id: str
     update_id: str | None
     answer: asyncio.Future[int]
+
+
+def _event_columns(records: Sequence[Recorded]) -> tuple[list[Any], ...]:
+    """The append functions' per-event arrays: sequences, types, versions, times, actors, payloads, links and
+    hashes."""
+    return ([r.sequence for r in records], [r.type for r in records], [r.schema_version for r in records],
+            [r.occurred_at for r in records], [r.actor for r in records], [r.payload for r in records],
+            [r.prev_hash for r in records], [r.hash for r in records])
 
 
 def _caused(error: EventLogError, cause: BaseException) -> EventLogError:
