@@ -102,16 +102,25 @@ async def test_a_caller_that_gives_up_waiting_does_not_hold_back_the_others(coun
     assert await counting.append(records(new_id(), "one")) == 1  # and the store still appends
 
 
-def call(sizes: object, complaint_ids: object, events: Sequence[Recorded], *, runs: object = None) -> tuple:
+def call(sizes: object, complaint_ids: object, events: Sequence[Recorded], *, runs: object = None,
+         updates: object = None) -> tuple:
     batches = len(complaint_ids) if isinstance(complaint_ids, list) else 0
-    return (sizes, complaint_ids, ["w"] * batches, runs if runs is not None else ["r"] * batches, [None] * batches,
+    return (sizes, complaint_ids, ["w"] * batches, runs if runs is not None else ["r"] * batches,
+            updates if updates is not None else [None] * batches,
             [r.sequence for r in events], [r.type for r in events], [r.schema_version for r in events],
             [r.occurred_at for r in events], [r.actor for r in events], [r.payload for r in events],
             [r.prev_hash for r in events], [r.hash for r in events])
 
 
 A, B = records("S-forge-a", "one", "two"), records("S-forge-b", "one")
+MANY = [records(f"S-forge-{n:04d}", "one")[0] for n in range(1001)]
 FORGERIES = [
+    ("more batches than a call takes (1001)", call([1] * 1001, [r.complaint_id for r in MANY], MANY),
+     "1 to 1000 batches"),
+    ("an oversized update id on one batch, beside a good one",
+     call([2, 1], ["S-forge-a", "S-forge-b"], [*A, *B], updates=[None, "x" * 1001]), "update id"),
+    ("an empty update id on one batch", call([2, 1], ["S-forge-a", "S-forge-b"], [*A, *B], updates=["", None]),
+     "update id"),
     ("sizes that count fewer events than sent (the last event slipped in unchecked)",
      call([2], ["S-forge-a"], [*A, *B]), "p_sizes"),
     ("sizes that count more events than sent", call([2, 2], ["S-forge-a", "S-forge-b"], [*A, *B]), "p_sizes"),

@@ -115,6 +115,9 @@ async def test_the_application_role_still_appends_and_keys_through_its_functions
     (SEALER_ROLE, "SELECT append_complaint_batches(ARRAY[1], ARRAY['X'], ARRAY['w'], ARRAY['r'], ARRAY[NULL],"
                   " ARRAY[1], ARRAY['t'], ARRAY[1], ARRAY[now()], ARRAY['a'], ARRAY['{}'::jsonb],"
                   " ARRAY[repeat('0', 64)], ARRAY[repeat('f', 64)])"),
+    (ERASER_ROLE, "SELECT append_complaint_batches(ARRAY[1], ARRAY['X'], ARRAY['w'], ARRAY['r'], ARRAY[NULL],"
+                  " ARRAY[1], ARRAY['t'], ARRAY[1], ARRAY[now()], ARRAY['a'], ARRAY['{}'::jsonb],"
+                  " ARRAY[repeat('0', 64)], ARRAY[repeat('f', 64)])"),
     (ERASER_ROLE, "UPDATE complaint_customer_keys SET wrapped_key = NULL, erased_at = now()"),
     (ERASER_ROLE, "SELECT record_complaint_checkpoint(999999, 1, 1, repeat('0', 64), now(), 'k', 's', NULL, 1)"),
     (ERASER_ROLE, "SELECT * FROM complaint_events"),
