@@ -284,33 +284,59 @@ class Chains:
 
     def feed(self, rows: Iterable[Sequence[Any]]) -> None:
         """Check ``rows``: sequences in ROW_FIELDS order (what comes after those is ignored, but for a canonical
-        spelling of the time at CANONICAL_AT, used where present)."""
+        spelling of the time at CANONICAL_AT, used where present).
+
+        The head of the complaint being read is held in locals and written back when another complaint's row
+        comes (the readers hand a complaint's rows one after another: one lookup per complaint, not per row)."""
         heads, walkers = self._heads, self._walkers
         sha256, fromhex, dumps, sort = hashlib.sha256, bytes.fromhex, orjson.dumps, orjson.OPT_SORT_KEYS
         genesis = (0, GENESIS)
         at: Any = None
         when = ""
-        for row in rows:
-            cid = row[0]
-            walker = walkers.get(cid) if walkers else None
-            if walker is None:
-                sequence, prev = heads.get(cid, genesis)
+        current: str | None = None  # whose head ``sequence`` and ``prev`` hold, not yet written back
+        sequence, prev = genesis
+        envelope: dict[str, Any] = {}  # what the hash covers, refilled for each row (building a dict cost more)
+        try:
+            for row in rows:
+                cid = row[0]
+                if cid != current:
+                    if current is not None:
+                        heads[current] = (sequence, prev)
+                        current = None
+                    if walkers and cid in walkers:
+                        walkers[cid].step(recorded(row))
+                        continue
+                    sequence, prev = heads.get(cid, genesis)
+                    current = cid
                 try:
-                    if row[1] == sequence + 1 and row[7] == prev:
+                    number = row[1]
+                    if number == sequence + 1 and row[7] == prev:
                         if row[4] != at or at is None:
                             at = row[4]
                             when = row[CANONICAL_AT] if len(row) > CANONICAL_AT else canonical_time(at)
-                        body = dumps({"actor": row[5], "complaint_id": cid, "occurred_at": when, "payload": row[6],
-                                      "schema_version": row[3], "sequence": row[1], "type": row[2]}, option=sort)
-                        if sha256(fromhex(prev) + body).hexdigest() == row[8]:
-                            heads[cid] = (row[1], row[8])
+                        envelope["actor"] = row[5]
+                        envelope["complaint_id"] = cid
+                        envelope["occurred_at"] = when
+                        envelope["payload"] = row[6]
+                        envelope["schema_version"] = row[3]
+                        envelope["sequence"] = number
+                        envelope["type"] = row[2]
+                        link = sha256(fromhex(prev))
+                        link.update(dumps(envelope, option=sort))
+                        if link.hexdigest() == row[8]:
+                            sequence, prev = number, row[8]
                             continue
                 except (ValueError, TypeError, AttributeError, orjson.JSONEncodeError):
                     pass
-                at = None
+                # From here on, this complaint's rows are walked one by one, to name every break.
+                at = current = None
+                heads[cid] = (sequence, prev)
                 self._walked[cid] = sequence - self._start.get(cid, 0)
                 walker = walkers[cid] = ChainWalker(cid, ChainHead(sequence=sequence, hash=prev))
-            walker.step(recorded(row))
+                walker.step(recorded(row))
+        finally:  # a row that raises still leaves the heads reached
+            if current is not None:
+                heads[current] = (sequence, prev)
 
     def head(self, complaint_id: str) -> ChainHead:
         walker = self._walkers.get(complaint_id)

@@ -339,10 +339,12 @@ def _row(record: Recorded, spelled: str = "none") -> tuple[Any, ...]:
     return (*row, at if spelled == "right" else at.replace("Z", "+00:00"))
 
 
-@given(st.permutations(range(3)), st.integers(0, 3), st.booleans(), st.sampled_from(["none", "right", "wrong"]))
+@given(st.permutations(range(3)), st.integers(0, 3), st.booleans(), st.sampled_from(["none", "right", "wrong"]),
+       st.booleans(), st.integers(0, 12))
 def test_chains_read_interleaved_complaints_as_each_one_alone(order: list[int], tampered: int, from_head: bool,
-                                                              spelled: str) -> None:
-    """Rows of several complaints interleaved as in global order (each in its own sequence order): each
+                                                              spelled: str, grouped: bool, cut: int) -> None:
+    """Rows of several complaints interleaved as in global order (each in its own sequence order), or each
+    complaint's rows together as a part reads them along the primary key, fed in two calls cut anywhere: each
     complaint gets the head, count and breaks check_chain gives it alone, from genesis or from a head verified
     before. A time spelled by the reader is taken as it is; spelled wrong, it costs the quick path, never a
     false break: the complaint is walked from its own columns."""
@@ -351,10 +353,13 @@ def test_chains_read_interleaved_complaints_as_each_one_alone(order: list[int], 
         logs[f"C-{tampered}"][2] = logs[f"C-{tampered}"][2].model_copy(update={"payload": {"text": "forged"}})
     start = 1 if from_head else 0
     heads = {cid: (stored[0].sequence, stored[0].hash) for cid, stored in logs.items()} if from_head else None
-    interleaved = [_row(logs[f"C-{n}"][i], spelled) for i in range(start, 4) for n in order]
+    if grouped:
+        rows = [_row(logs[f"C-{n}"][i], spelled) for n in order for i in range(start, 4)]
+    else:
+        rows = [_row(logs[f"C-{n}"][i], spelled) for i in range(start, 4) for n in order]
     chains = Chains(heads)
-    chains.feed(interleaved[:5])
-    chains.feed(interleaved[5:])
+    chains.feed(rows[:cut])
+    chains.feed(rows[cut:])
     for cid, stored in logs.items():
         head, found = check_chain(cid, stored)
         assert chains.head(cid) == head and chains.breaks(cid) == found
