@@ -24,7 +24,7 @@ from eventlog.connect import create_pool
 from settings import MailSettings
 from worker import build_worker
 
-STEPS = 16
+STEPS = 17
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
