@@ -135,6 +135,10 @@ async def resting_worker(stack: Stack, commands: rest.Commands, runs: int, cache
     return await _worker_rss(command, dict(os.environ), log_file, load)
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 async def measure(stack: Stack, client: Client, pool: asyncpg.Pool, results: Results,
                   advance: Callable[[str], None], complaints: int = 1000, log_dir: Path | None = None) -> None:
     logs = log_dir or Path(".")
@@ -159,9 +163,12 @@ async def measure(stack: Stack, client: Client, pool: asyncpg.Pool, results: Res
                             f"{loaded:.0f} MB), per complaint; all the worker grew by per open complaint from idle: "
                             f"{(everything - idle) * 1024 / complaints:.0f} kB; baseline: the same for a bare "
                             f"workflow (bench.rest) holding the {commands.total} commands a complaint holds at rest "
-                            f"({commands.activities} activities, {commands.local_activities} local activity, "
-                            f"{commands.patches} patch and its change-version upsert, {commands.upserts} upserts, "
-                            f"{commands.timers + 1} timer), with nothing in its payloads ({bare_everything:.0f} vs "
+                            f"({_count(commands.activities, 'activity', 'activities')}, "
+                            f"{_count(commands.local_activities, 'local activity', 'local activities')}, "
+                            f"{_count(commands.patches, 'patch', 'patches')} and a change-version upsert each, "
+                            f"{_count(commands.upserts, 'upsert', 'upserts')}, "
+                            f"{_count(commands.timers + 1, 'timer', 'timers')}), with nothing in its payloads "
+                            f"({bare_everything:.0f} vs "
                             f"{bare_loaded:.0f} MB)"))
     results.lever("workflow cache size", f"{loaded:.0f} MB with {cache} cached vs {everything:.0f} MB with all "
                   f"{complaints:,} cached (the SDK default 1,000)",
