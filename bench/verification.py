@@ -24,9 +24,8 @@ from eventlog.connect import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (10_000, 100_000, 1_000_000)
-#: Interleaved rounds of the chain check and sha256 per size (the median ratio is kept): more than the other
-#: figures' ROUNDS, because a round is a few seconds and one round's ratio moved from 0.40 to 0.70 on unchanged
-#: code as the shared machine's speed moved between its two timings.
+#: Interleaved rounds of the chain check and sha256 per size (see measure): more than the other figures' ROUNDS,
+#: a round being a few seconds.
 CHAIN_ROUNDS = 5
 Complaints = list[tuple[str, list[Recorded]]]
 
@@ -144,7 +143,7 @@ async def measure(pg: Postgres, template: Batches, results: Results, advance: Ca
     advance("verification: 1,000,000 events generated")
     for size in SIZES:
         # The median of interleaved rounds, the order alternating: on unchanged code single rounds gave 0.32 to
-        # 0.57 of sha256 from one run to the next, as the shared machine's speed moved between the two timings.
+        # 0.70 of sha256, as the shared machine's speed moved between the two timings.
         rounds = []  # (ratio, events/s, sha256 events/s, seconds, events)
         part = upto(everything, size)
         for n in range(CHAIN_ROUNDS):

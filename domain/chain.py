@@ -330,7 +330,6 @@ class Chains:
                     pass
                 # From here on, this complaint's rows are walked one by one, to name every break.
                 at = current = None
-                heads[cid] = (sequence, prev)
                 self._walked[cid] = sequence - self._start.get(cid, 0)
                 walker = walkers[cid] = ChainWalker(cid, ChainHead(sequence=sequence, hash=prev))
                 walker.step(recorded(row))

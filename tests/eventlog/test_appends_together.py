@@ -14,6 +14,7 @@ from dev.stack import Postgres
 from domain.chain import ChainHead, Recorded, check_chain
 from eventlog import BrokenChain, DivergentHistory, PostgresEventStore
 from eventlog.connect import connect
+from eventlog.store import _event_columns
 from tests.eventlog.contract import new_id, records
 
 
@@ -106,10 +107,7 @@ def call(sizes: object, complaint_ids: object, events: Sequence[Recorded], *, ru
          updates: object = None) -> tuple:
     batches = len(complaint_ids) if isinstance(complaint_ids, list) else 0
     return (sizes, complaint_ids, ["w"] * batches, runs if runs is not None else ["r"] * batches,
-            updates if updates is not None else [None] * batches,
-            [r.sequence for r in events], [r.type for r in events], [r.schema_version for r in events],
-            [r.occurred_at for r in events], [r.actor for r in events], [r.payload for r in events],
-            [r.prev_hash for r in events], [r.hash for r in events])
+            updates if updates is not None else [None] * batches, *_event_columns(events))
 
 
 A, B = records("S-forge-a", "one", "two"), records("S-forge-b", "one")
